@@ -1,0 +1,1 @@
+"""The conversation router, its handlers and flows, and per-conversation state."""

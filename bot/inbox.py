@@ -1,0 +1,40 @@
+"""Receive one inbound message: record it exactly once, answer it, store the answer."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.router import Router
+from channels.base import InboundMessage
+from crm_store import models, services
+from crm_store.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def receive(msg: InboundMessage, new_uow: Callable[[], UnitOfWork], router: Router) -> str:
+    """Record ``msg`` and its passive reply in one transaction and return the reply text.
+
+    The inbound row and its reply commit together, so a platform retry finds either both (and
+    gets the same reply back) or neither. A retry racing the first attempt loses on the unique
+    dedupe key, rolls back, and answers from what the first attempt stored.
+    """
+    for attempt in (1, 2, 3):
+        with new_uow() as uow:
+            try:
+                recorded = services.record_inbound(msg, uow)
+                if recorded.duplicate:
+                    return recorded.stored_reply or ""
+                reply = router.answer(msg, recorded.conversation_id, recorded.customer_id)
+                if reply:
+                    services.record_outbound(recorded.conversation_id, reply, uow,
+                                             reply_to=recorded.message_id, delivery=models.PASSIVE)
+                uow.commit()
+                return reply
+            except IntegrityError:
+                # Another process stored this message (or this customer) first; look again.
+                log.info("%s %s: lost a race on attempt %d, retrying", msg.channel, msg.dedupe_key, attempt)
+                uow.rollback()
+    raise RuntimeError(f"could not record {msg.channel} message {msg.dedupe_key}")

@@ -1,0 +1,1 @@
+"""One module per platform, behind the value types of ``channels.base``."""

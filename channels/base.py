@@ -1,0 +1,101 @@
+"""Channel-neutral value types and errors.
+
+Every platform module turns its own payload into one ``InboundMessage`` and sends one
+``OutboundMessage``; nothing above ``channels/`` sees a platform format. This package imports
+neither ``bot`` nor ``crm_store``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+# Kinds of inbound messages. Anything a platform sends that we do not know is UNKNOWN: it is
+# stored like everything else, never dropped.
+TEXT = "text"
+IMAGE = "image"
+VOICE = "voice"
+VIDEO = "video"
+LOCATION = "location"
+LINK = "link"
+SUBSCRIBE = "subscribe"
+UNSUBSCRIBE = "unsubscribe"
+SCAN = "scan"
+MENU_CLICK = "menu_click"
+MENU_VIEW = "menu_view"
+LOCATION_REPORT = "location_report"
+UNKNOWN = "unknown"
+
+EVENT_KINDS = frozenset({SUBSCRIBE, UNSUBSCRIBE, SCAN, MENU_CLICK, MENU_VIEW, LOCATION_REPORT})
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One message or event from a customer, normalized.
+
+    ``dedupe_key`` is unique per channel account: a platform retry of the same message has the
+    same key. ``attributes`` holds the kind-specific fields (media id, coordinates, menu key,
+    QR scene ...); ``raw`` is the payload exactly as received (decrypted in safe mode).
+    """
+
+    channel: str
+    account: str
+    external_user_id: str
+    dedupe_key: str
+    kind: str
+    sent_at: datetime
+    text: str = ""
+    external_message_id: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    raw: str = ""
+
+    @property
+    def is_event(self) -> bool:
+        return self.kind in EVENT_KINDS
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """A message to one customer on one channel; ``idempotency_key`` guards re-sends."""
+
+    channel: str
+    account: str
+    external_user_id: str
+    text: str
+    idempotency_key: str
+
+
+class ChannelError(Exception):
+    """Base of every error a channel raises."""
+
+
+class SignatureError(ChannelError):
+    """The request is not signed by the platform (or is outside the timestamp window)."""
+
+
+class MalformedMessage(ChannelError):
+    """The payload cannot be read as a message of this platform."""
+
+
+class SendFailed(ChannelError):
+    """The platform refused or could not take an outbound message; worth retrying."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RecipientUnreachable(SendFailed):
+    """The customer cannot be reached now (WeChat 45015: the 48-hour window has closed)."""
+
+
+class QuotaExceeded(SendFailed):
+    """The platform's sending quota is used up (WeChat 45047); retrying now will not help."""
+
+
+class RateLimited(ChannelError):
+    """The platform asks us to wait until ``reset_at`` (epoch seconds)."""
+
+    def __init__(self, message: str, reset_at: float) -> None:
+        super().__init__(message)
+        self.reset_at = reset_at

@@ -1,0 +1,1 @@
+"""The CRM store: models, migrations, unit of work and service functions."""

@@ -1,0 +1,1 @@
+"""Pure text functions (tokenize, keywords, sentiment, intent); filled in by the NLP issue."""

@@ -1,0 +1,1 @@
+"""The Flask app: webhooks, health, and (later) the staff console and JSON API."""

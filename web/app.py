@@ -1,0 +1,40 @@
+"""The Flask application factory."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from config import Settings
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
+    """Build the app for ``settings``; ``runtime`` may be shared (tests, one-process runs)."""
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes)
+    app.extensions["crmbot"] = runtime or Runtime.build(settings)
+
+    from web import health, webhooks
+
+    app.register_blueprint(webhooks.blueprint(settings))
+    app.register_blueprint(health.bp)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        return jsonify(error=exc.name, detail=exc.description), exc.code
+
+    @app.errorhandler(Exception)
+    def server_error(exc: Exception):  # type: ignore[no-untyped-def]
+        # Logged with its stack trace here; the client only learns that it failed.
+        log.exception("unhandled error")
+        return jsonify(error="Internal Server Error"), 500
+
+    return app
+
+
+def runtime_of(app: Flask) -> Runtime:
+    return app.extensions["crmbot"]

@@ -1,0 +1,225 @@
+"""The ``crmbot`` command (DESIGN.md, command line contract)."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import click
+
+from config import ConfigError, Settings, load_settings
+from config.logs import setup_logging
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    setup_logging(settings.log_level)
+    return settings
+
+
+@click.group()
+def main() -> None:
+    """crmbot: a social CRM chatbot service for WeChat, Weibo and Twitter."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations to CRMBOT_DATABASE_URL."""
+    from crm_store.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the web app with gunicorn (production style)."""
+    from gunicorn.app.base import BaseApplication
+
+    from web.app import create_app
+    from workers.runtime import with_embedded_redis
+
+    settings, embedded = with_embedded_redis(_settings())
+
+    class Gunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in {"bind": f"{host}:{port}", "workers": workers, "timeout": 30,
+                               "keepalive": 5, "accesslog": None, "errorlog": "-"}.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            # Runs in each worker after the fork: every process builds its own connections.
+            return create_app(settings)
+
+    try:
+        Gunicorn().run()
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def worker(burst: bool) -> None:
+    """Run an rq worker for the service's jobs."""
+    from redis import Redis
+    from rq import Worker
+
+    from workers import jobs
+    from workers.runtime import Runtime, with_embedded_redis
+
+    settings, embedded = with_embedded_redis(_settings())
+    runtime = Runtime.build(settings)
+    runtime.router  # load the bot once in the parent; forked job processes inherit it
+    jobs.RUNTIME = runtime
+    try:
+        Worker([jobs.QUEUE], connection=Redis.from_url(settings.redis_url)).work(
+            burst=burst, with_scheduler=True)
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the periodic jobs (rq cron): outbox drain."""
+    from redis import Redis
+    from rq.cron import CronScheduler
+
+    from workers import jobs
+    from workers.runtime import with_embedded_redis
+
+    settings, embedded = with_embedded_redis(_settings())
+    cron = CronScheduler(connection=Redis.from_url(settings.redis_url))
+    cron.register(jobs.drain_outbox, jobs.QUEUE, interval=60, job_timeout=120)
+    try:
+        cron.start()
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def run(host: str, port: int) -> None:
+    """Everything in one go on embedded defaults: migrate, web, worker, scheduler."""
+    from crm_store.migrate import upgrade
+    from workers.runtime import with_embedded_redis
+
+    settings, embedded = with_embedded_redis(_settings())
+    upgrade(settings.database_url)
+    env = {**os.environ, "CRMBOT_REDIS_URL": settings.redis_url or ""}
+    me = [sys.executable, "-m", "web.cli"]
+    children = [
+        subprocess.Popen([*me, "serve", "--host", host, "--port", str(port), "--workers", "2"], env=env),
+        subprocess.Popen([*me, "worker"], env=env),
+        subprocess.Popen([*me, "scheduler"], env=env),
+    ]
+    click.echo(f"\ncrmbot is running at http://{host}:{port}/\n"
+               f"  WeChat webhook: http://{host}:{port}/webhooks/wechat (token: CRMBOT_WECHAT_TOKEN)\n"
+               f"  store: {settings.database_url}\n  redis: {settings.redis_url}\n"
+               f"  talk to it as a WeChat user: crmbot chat --url http://{host}:{port}/webhooks/wechat\n"
+               f"  stop: Ctrl-C\n")
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if embedded:
+            embedded.stop()
+    failed = [child.args[3] for child in children if child.returncode not in (0, -signal.SIGTERM, None)]
+    if failed and not stopping:
+        raise click.ClickException(f"stopped because a process exited: {', '.join(failed)}")
+
+
+@main.command()
+@click.option("--url", default="http://127.0.0.1:8000/webhooks/wechat", show_default=True)
+@click.option("--openid", default=None, help="The WeChat user to be (default: a new one).")
+@click.option("--account", default="gh_crmbotdemo", show_default=True, help="The Official Account's original id.")
+def chat(url: str, openid: str | None, account: str) -> None:
+    """Talk to the running service as a WeChat user, through the real signed webhook.
+
+    Type a message, or /subscribe, /unsubscribe, /click KEY, /quit.
+    """
+    import requests
+
+    from channels.wechat_push import WeChatServer, event_xml, text_xml
+
+    settings = _settings()
+    server = WeChatServer(settings.wechat_token, settings.wechat_app_id, settings.wechat_aes_key)
+    openid = openid or "oCHAT" + "".join(random.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=23))
+    click.echo(f"you are WeChat user {openid}; /quit to leave")
+    for line in _lines():
+        line = line.strip()
+        if not line:
+            continue
+        if line == "/quit":
+            break
+        if line.startswith("/"):
+            command, _, key = line[1:].partition(" ")
+            event = {"subscribe": "subscribe", "unsubscribe": "unsubscribe", "click": "CLICK"}.get(command)
+            if event is None:
+                click.echo("commands: /subscribe /unsubscribe /click KEY /quit")
+                continue
+            xml = event_xml(account, openid, event, key or None)
+        else:
+            xml = text_xml(account, openid, line, random.getrandbits(62))
+        query, body = server.push(xml, openid=openid)
+        try:
+            response = requests.post(f"{url}?{query}", data=body, timeout=10,
+                                     headers={"Content-Type": "text/xml"})
+        except requests.RequestException as exc:
+            raise click.ClickException(f"cannot reach {url}: {exc.__class__.__name__}") from None
+        if response.status_code != 200:
+            click.echo(f"[{response.status_code}] {response.text}")
+            continue
+        reply = server.read_reply(response.content)
+        click.echo(f"品牌: {reply['Content']}" if reply else "(no reply)")
+
+
+def _lines():  # type: ignore[no-untyped-def]
+    """Lines typed at a prompt, or piped in; ends at EOF."""
+    if not sys.stdin.isatty():
+        yield from sys.stdin
+        return
+    while True:
+        try:
+            yield input("你: ")
+        except EOFError:
+            return
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Webhook routes, one per push channel of the registry: verify -> parse -> record -> answer.
+
+The views are thin: a channel verifies and parses, ``bot.inbox.receive`` records and answers.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, request
+
+from bot.inbox import receive
+from channels.base import MalformedMessage, SignatureError
+from channels.registry import WEBHOOK_CHANNELS, WebhookChannel
+from config import Settings
+from web.app import runtime_of
+
+log = logging.getLogger(__name__)
+
+
+def _plain(text: str, status: int) -> Response:
+    return Response(text, status=status, mimetype="text/plain")
+
+
+def blueprint(settings: Settings) -> Blueprint:
+    bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+    for name, make_channel in WEBHOOK_CHANNELS.items():
+        channel = make_channel(settings)
+        bp.add_url_rule(f"/{name}", f"{name}_verify", _verify_view(channel), methods=["GET"])
+        bp.add_url_rule(f"/{name}", f"{name}_push", _push_view(channel), methods=["POST"])
+    return bp
+
+
+def _verify_view(channel: WebhookChannel):  # type: ignore[no-untyped-def]
+    def verify() -> Response:
+        try:
+            return _plain(channel.verify_url(request.args), 200)
+        except SignatureError as exc:
+            log.warning("%s webhook verification refused from %s: %s", channel.name, request.remote_addr, exc)
+            return _plain("forbidden", 403)
+    return verify
+
+
+def _push_view(channel: WebhookChannel):  # type: ignore[no-untyped-def]
+    def push() -> Response:
+        body = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH -> 413 before we read it
+        try:
+            inbound = channel.parse(request.args, body)
+        except SignatureError as exc:
+            log.warning("%s webhook refused from %s: %s", channel.name, request.remote_addr, exc)
+            return _plain("forbidden", 403)
+        except MalformedMessage as exc:
+            log.warning("%s webhook bad payload from %s: %s", channel.name, request.remote_addr, exc)
+            return _plain(f"bad request: {exc}", 400)
+        rt = runtime_of(current_app)
+        reply = receive(inbound, rt.uow, rt.router)
+        return Response(channel.render_reply(inbound, reply, request.args), mimetype="application/xml")
+    return push
