@@ -78,7 +78,7 @@ class UnitOfWork:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.session.rollback()
+        # close() rolls back what was not committed; unlike rollback() it leaves loaded rows readable.
         self.session.close()
 
     def flush(self) -> None:

@@ -60,7 +60,8 @@ def serve(host: str, port: int, workers: int) -> None:
     class Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             for key, value in {"bind": f"{host}:{port}", "workers": workers, "timeout": 30,
-                               "keepalive": 5, "accesslog": None, "errorlog": "-"}.items():
+                               "keepalive": 5, "accesslog": None, "errorlog": "-",
+                               "control_socket_disable": True}.items():
                 self.cfg.set(key, value)
 
         def load(self) -> Any:

@@ -28,6 +28,7 @@ EXPECTED = {
     # wechatpy 1.8.18 registers 'miniprogrampage' (小程序卡片), so this is NOT UnknownMessage.
     "unknown_msgtype.xml": ("MiniProgramPageMessage", "miniprogrampage", None),
     "unknown_event.xml": ("UnknownMessage", "unknown", None),
+    "unknown_future_msgtype.xml": ("UnknownMessage", "unknown", None),
 }
 
 

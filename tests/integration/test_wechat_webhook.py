@@ -1,0 +1,233 @@
+"""The WeChat webhook through the real Flask app, with requests built as WeChat's server builds them."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from channels.wechat_push import WeChatServer, text_xml
+from crm_store.models import ChannelIdentity, Message
+from tests.conftest import ACCOUNT, AES_KEY, APP_ID, TOKEN, fixture_xml, make_settings
+from web.app import create_app
+from workers.runtime import Runtime
+
+OPENID = "oUser0000000000000000000001"
+
+# fixture -> (stored kind, what the reply must contain; None = no reply)
+FIXTURE_KINDS = {
+    "text": ("text", "积分"),
+    "image": ("image", "图片"),
+    "voice": ("voice", None),  # replied to according to its transcript: checked below
+    "video": ("video", "视频"),
+    "shortvideo": ("video", "视频"),
+    "location": ("location", "位置"),
+    "link": ("link", "链接"),
+    "event_subscribe": ("subscribe", "欢迎关注"),
+    "event_subscribe_scene": ("subscribe", "欢迎关注"),
+    "event_unsubscribe": ("unsubscribe", None),
+    "event_scan": ("scan", None),
+    "event_location": ("location_report", None),
+    "event_click": ("menu_click", "菜单"),
+    "event_view": ("menu_view", None),
+    "unknown_msgtype": ("unknown", None),
+    "unknown_future_msgtype": ("unknown", None),
+    "unknown_event": ("unknown", None),
+}
+
+
+def post(client, server: WeChatServer, xml: str, **kwargs):  # type: ignore[no-untyped-def]
+    query, body = server.push(xml, **kwargs)
+    return client.post(f"/webhooks/wechat?{query}", data=body, content_type="text/xml")
+
+
+def inbound_messages(runtime: Runtime) -> list[Message]:
+    with runtime.uow() as uow:
+        return list(uow.session.scalars(select(Message).filter_by(direction="in").order_by(Message.id)))
+
+
+def count(runtime: Runtime, model=Message) -> int:  # type: ignore[no-untyped-def]
+    with runtime.uow() as uow:
+        return uow.session.scalar(select(func.count()).select_from(model))
+
+
+def test_url_verification_echoes_only_when_signed(client, wechat) -> None:
+    assert client.get(f"/webhooks/wechat?{wechat.verification('echo-123')}").data == b"echo-123"
+    forged = WeChatServer("wrong-token", APP_ID).verification("echo-123")
+    response = client.get(f"/webhooks/wechat?{forged}")
+    assert response.status_code == 403 and b"echo-123" not in response.data
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_KINDS))
+def test_every_message_and_event_type_is_stored_and_answered(name, client, wechat, runtime) -> None:
+    kind, expected = FIXTURE_KINDS[name]
+    response = post(client, wechat, fixture_xml(name))
+    assert response.status_code == 200
+    reply = wechat.read_reply(response.data)
+    if expected is None and name != "voice":
+        assert reply is None, f"{name} should get no reply, got {reply}"
+    elif expected is not None:
+        assert reply["MsgType"] == "text" and expected in reply["Content"]
+        assert reply["ToUserName"] == OPENID and reply["FromUserName"] == ACCOUNT
+    [stored] = inbound_messages(runtime)
+    assert stored.kind == kind
+    assert stored.raw == fixture_xml(name)  # the payload exactly as received
+    assert stored.customer_id is not None
+
+
+def test_voice_transcript_is_read_as_text(client, wechat, runtime) -> None:
+    reply = wechat.read_reply(post(client, wechat, fixture_xml("voice")).data)
+    [stored] = inbound_messages(runtime)
+    assert stored.text  # the fixture carries a Recognition transcript
+    assert reply is not None and reply["Content"]
+
+
+def test_attributes_of_kinds_are_kept(client, wechat, runtime) -> None:
+    for name in ("event_subscribe_scene", "event_click", "location", "image"):
+        assert post(client, wechat, fixture_xml(name)).status_code == 200
+    subscribe, click, location, image = inbound_messages(runtime)
+    assert subscribe.attributes["scene"] == "campaign2026"
+    assert click.attributes["key"] == "MENU_POINTS"
+    assert location.attributes["latitude"] and location.attributes["label"]
+    assert image.attributes["media_id"]
+    with runtime.uow() as uow:
+        identity = uow.identities.find("wechat", ACCOUNT, OPENID)
+        assert identity.subscribed and identity.subscribe_scene == "campaign2026"
+
+
+def test_one_customer_across_messages_and_unsubscribe(client, wechat, runtime) -> None:
+    for name in ("event_subscribe", "text", "event_unsubscribe"):
+        post(client, wechat, fixture_xml(name))
+    assert count(runtime, ChannelIdentity) == 1
+    assert len({m.customer_id for m in inbound_messages(runtime)}) == 1
+    with runtime.uow() as uow:
+        assert uow.identities.find("wechat", ACCOUNT, OPENID).subscribed is False
+
+
+@pytest.mark.parametrize("name", ["text", "event_subscribe", "event_click"])
+def test_retries_get_the_same_reply_and_store_nothing_new(name, client, wechat, runtime) -> None:
+    xml = fixture_xml(name)
+    replies = [post(client, wechat, xml).data for _ in range(3)]  # WeChat retries 3 times
+    contents = [wechat.read_reply(r) for r in replies]
+    assert contents[0] == contents[1] == contents[2]
+    assert len(inbound_messages(runtime)) == 1
+    assert count(runtime) == (2 if contents[0] else 1)  # the inbound and at most one reply
+
+
+def test_distinct_events_of_one_second_are_distinct(client, wechat, runtime) -> None:
+    post(client, wechat, fixture_xml("event_subscribe"))
+    post(client, wechat, fixture_xml("event_click"))  # same user and CreateTime, another event
+    assert len(inbound_messages(runtime)) == 2
+
+
+def test_safe_mode_decrypts_and_encrypts(tmp_path, database_url, redis_url, redis) -> None:
+    settings = make_settings(tmp_path, database_url, redis_url, wechat_aes_key=AES_KEY)
+    runtime = Runtime.build(settings)
+    client = create_app(settings, runtime).test_client()
+    server = WeChatServer(TOKEN, APP_ID, AES_KEY)
+    response = post(client, server, fixture_xml("text"))
+    assert response.status_code == 200
+    assert b"<Encrypt>" in response.data and "积分".encode() not in response.data
+    assert "积分" in server.read_reply(response.data)["Content"]
+    assert inbound_messages(runtime)[0].text == "你好，我想查积分"
+    # A push whose msg_signature does not match the encrypted body is refused, nothing stored.
+    query, body = server.push(fixture_xml("image"))
+    tampered = query.replace("msg_signature=", "msg_signature=0")
+    assert client.post(f"/webhooks/wechat?{tampered}", data=body).status_code == 403
+    # A plain push to a safe-mode account is refused too.
+    assert post(client, WeChatServer(TOKEN, APP_ID), fixture_xml("link")).status_code == 400
+    # Encrypted with another account's key: decryption fails cleanly.
+    other = WeChatServer(TOKEN, APP_ID, "Z" * 43)
+    assert post(client, other, fixture_xml("voice")).status_code in (400, 403)
+    assert len(inbound_messages(runtime)) == 1
+    runtime.engine.dispose()
+
+
+def test_unique_dedupe_key_is_enforced_by_the_store(client, wechat, runtime) -> None:
+    post(client, wechat, fixture_xml("text"))
+    with runtime.uow() as uow:
+        first = inbound_messages(runtime)[0]
+        uow.messages.add(Message(conversation_id=first.conversation_id, customer_id=first.customer_id,
+                                 direction="in", kind="text", dedupe_key=first.dedupe_key))
+        from sqlalchemy.exc import IntegrityError
+        with pytest.raises(IntegrityError):
+            uow.flush()
+
+
+def _assert_refused(response, status: int, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
+    assert response.status_code == status
+    assert b"Traceback" not in response.data and b"File \"" not in response.data
+    assert count(runtime) == 0
+
+
+def test_missing_or_wrong_signature_is_403(client, wechat, runtime) -> None:
+    body = fixture_xml("text").encode()
+    _assert_refused(client.post("/webhooks/wechat", data=body), 403, runtime)
+    query, body = WeChatServer("not-our-token", APP_ID).push(fixture_xml("text"))
+    _assert_refused(client.post(f"/webhooks/wechat?{query}", data=body), 403, runtime)
+    query, body = wechat.push(fixture_xml("text"))
+    forged = re.sub(r"signature=[0-9a-f]+", "signature=" + "0" * 40, query)
+    _assert_refused(client.post(f"/webhooks/wechat?{forged}", data=body), 403, runtime)
+
+
+def test_timestamp_outside_window_is_403(client, wechat, runtime) -> None:
+    stale = int(time.time()) - 3600
+    query, body = wechat.push(fixture_xml("text"), timestamp=stale)
+    _assert_refused(client.post(f"/webhooks/wechat?{query}", data=body), 403, runtime)
+
+
+@pytest.mark.parametrize("body", [
+    "",
+    "   ",
+    "<xml><ToUserName>unclosed",
+    "not xml at all",
+    "<xml><ToUserName><![CDATA[gh_brand0001]]></ToUserName></xml>",  # no MsgType
+    "<other><MsgType>text</MsgType></other>",  # not WeChat's root element
+    "<xml><MsgType><a>1</a></MsgType><FromUserName>x</FromUserName></xml>",  # nested MsgType
+    "<xml><MsgType>text</MsgType><Content>no user</Content><MsgId>1</MsgId></xml>",  # no From/To
+    "<xml><ToUserName>gh</ToUserName><FromUserName>u</FromUserName><CreateTime>soon</CreateTime>"
+    "<MsgType>text</MsgType><Content>x</Content><MsgId>2</MsgId></xml>",  # CreateTime not a number
+    '<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>'
+    "<xml><ToUserName>gh</ToUserName><FromUserName>u</FromUserName><CreateTime>1</CreateTime>"
+    "<MsgType>text</MsgType><Content>&lol2;</Content><MsgId>3</MsgId></xml>",  # entity expansion
+    '<!DOCTYPE xml SYSTEM "file:///etc/passwd"><xml/>',  # external entity
+])
+def test_malformed_payloads_are_400(body, client, wechat, runtime) -> None:
+    query, _ = wechat.push("<xml/>")
+    _assert_refused(client.post(f"/webhooks/wechat?{query}", data=body.encode()), 400, runtime)
+
+
+def test_invalid_utf8_is_400(client, wechat, runtime) -> None:
+    query, _ = wechat.push("<xml/>")
+    _assert_refused(client.post(f"/webhooks/wechat?{query}", data=b"<xml>\xff\xfe</xml>"), 400, runtime)
+
+
+def test_body_over_the_limit_is_413(client, wechat, runtime) -> None:
+    huge = text_xml(ACCOUNT, OPENID, "长" * 30_000, 42)  # about 90 KiB of UTF-8
+    query, body = wechat.push(huge)
+    _assert_refused(client.post(f"/webhooks/wechat?{query}", data=body), 413, runtime)
+
+
+def test_redis_down_still_records_and_answers(tmp_path, database_url, redis) -> None:
+    settings = make_settings(tmp_path, database_url, f"unix://{tmp_path}/no-such-redis.sock")
+    runtime = Runtime.build(settings)
+    client = create_app(settings, runtime).test_client()
+    server = WeChatServer(TOKEN, APP_ID)
+    response = post(client, server, fixture_xml("text"))
+    assert response.status_code == 200 and server.read_reply(response.data)["Content"]
+    assert len(inbound_messages(runtime)) == 1
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json["checks"]["redis"].startswith("error")
+    runtime.engine.dispose()
+
+
+def test_health_and_readiness(client) -> None:
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["checks"] == {"store": "ok", "redis": "ok"}
+
+
+def test_unknown_route_is_json_404(client) -> None:
+    response = client.get("/webhooks/nope")
+    assert response.status_code == 404 and response.json["error"] == "Not Found"
