@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, Retry
 
 from channels.base import OutboundMessage, QuotaExceeded, RecipientUnreachable, SendFailed
-from crm_store import models
+from crm_store import models, services
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,22 @@ def enqueue_send(redis: Redis, message_id: int) -> None:
     """Queue the send of a stored outbound message (the row itself is the durable outbox)."""
     Queue(QUEUE, connection=redis).enqueue(send_outbound, message_id, retry=SEND_RETRY, job_timeout=60,
                                            job_id=f"send-outbound-{message_id}")
+
+
+def queue_reply(rt: Runtime, conversation_id: int, text: str, author: str = "bot") -> int:
+    """Store a message for the customer and queue its send; returns the message id.
+
+    The stored row is the outbox: if Redis is down the send is not lost, ``drain_outbox``
+    queues it once Redis is back.
+    """
+    with rt.uow() as uow:
+        message_id = services.record_outbound(conversation_id, text, uow, author=author).id
+        uow.commit()
+    try:
+        enqueue_send(rt.redis, message_id)
+    except RedisError as exc:
+        log.warning("message %s: queued in the store only, Redis unavailable (%s)", message_id, exc)
+    return message_id
 
 
 def send_outbound(message_id: int) -> str:
