@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
@@ -39,6 +40,16 @@ QUOTA_EXCEEDED = 45047  # too many customer-service messages to this customer
 def signature(*parts: str) -> str:
     """WeChat's signature: SHA-1 of the parts sorted and concatenated."""
     return hashlib.sha1("".join(sorted(parts)).encode("utf-8")).hexdigest()
+
+
+# Characters XML 1.0 cannot carry at all, even inside CDATA.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def cdata_text(text: str) -> str:
+    """``text`` made safe inside ``<![CDATA[...]]>``: a ``]]>`` in customer text would end the
+    section early and break the whole reply, so it is split across two sections."""
+    return _XML_INVALID.sub("", text).replace("]]>", "]]]]><![CDATA[>")
 
 
 def _same(expected: str, given: str | None) -> bool:
@@ -157,7 +168,7 @@ class WeChatChannel:
         """A passive reply to ``inbound`` (encrypted in safe mode); empty text answers ``success``."""
         if not text:
             return "success"
-        reply = TextReply(source=inbound.account, target=inbound.external_user_id, content=text,
+        reply = TextReply(source=inbound.account, target=inbound.external_user_id, content=cdata_text(text),
                           time=int(self.clock())).render()
         if not self.safe_mode:
             return reply

@@ -16,7 +16,7 @@ import xmltodict
 from wechatpy.crypto import PrpCrypto
 from wechatpy.utils import to_text
 
-from channels.wechat import encrypt_xml, signature
+from channels.wechat import cdata_text, encrypt_xml, signature
 
 
 def text_xml(account: str, openid: str, content: str, msg_id: int, create_time: int | None = None) -> str:
@@ -24,7 +24,7 @@ def text_xml(account: str, openid: str, content: str, msg_id: int, create_time: 
     return (f"<xml><ToUserName><![CDATA[{account}]]></ToUserName>"
             f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
             f"<CreateTime>{create_time or int(time.time())}</CreateTime>"
-            f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>"
+            f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{cdata_text(content)}]]></Content>"
             f"<MsgId>{msg_id}</MsgId></xml>")
 
 

