@@ -98,7 +98,7 @@ def run_load(port: int, concurrency: int, warmup: float, duration: float, msg_id
     from channels.wechat_push import WeChatServer, text_xml
 
     wechat = WeChatServer(TOKEN, APP_ID)
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), time.process_time()
     measure_start, measure_end = t0 + warmup, t0 + warmup + duration
     per_thread: list[dict[str, Any]] = []
     per_msg_stride = 10 ** 9
@@ -166,6 +166,7 @@ def run_load(port: int, concurrency: int, warmup: float, duration: float, msg_id
     for thread in threads:
         thread.join(max(0.0, hard_stop - time.monotonic()))
     stuck = sum(thread.is_alive() for thread in threads)
+    client_cpu = time.process_time() - cpu0
     latencies = sorted(x for s in per_thread for x in s["latencies"])
     measured = sum(s["measured"] for s in per_thread)
     statuses: Counter = Counter()
@@ -185,6 +186,7 @@ def run_load(port: int, concurrency: int, warmup: float, duration: float, msg_id
         "statuses": dict(statuses),
         "error_samples": sorted({e for s in per_thread for e in s["samples"]})[:5],
         "stuck_threads": stuck,
+        "client_cpu_ms_per_req": client_cpu * 1000 / max(1, sum(s["sent"] for s in per_thread)),
     }
 
 
@@ -327,6 +329,62 @@ def _is_redis(pid: int) -> bool:
         return False
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu(roots: list[int]) -> float:
+    """CPU seconds (user + system) used so far by ``roots`` and all their descendants."""
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2:].split()  # after "pid (comm) "
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK)
+    wanted, total, frontier = set(), 0.0, [pid for pid in roots if pid in stats]
+    while frontier:
+        pid = frontier.pop()
+        if pid in wanted:
+            continue
+        wanted.add(pid)
+        total += stats[pid][1]
+        frontier += [child for child, (ppid, _) in stats.items() if ppid == pid]
+    return total
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine from /proc/stat."""
+    values = [float(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+class CpuMeter:
+    """CPU used during one measurement: per process tree, and how busy the machine was."""
+
+    def __init__(self, trees: dict[str, list[int]]) -> None:
+        self.trees = {name: pids for name, pids in trees.items() if pids}
+        self.start = {name: _tree_cpu(pids) for name, pids in self.trees.items()}
+        self.machine = _machine_cpu()
+
+    def result(self, requests: int) -> dict[str, float]:
+        busy, total = _machine_cpu()
+        out = {f"{name}_cpu_ms_per_req": (_tree_cpu(pids) - self.start[name]) * 1000 / max(1, requests)
+               for name, pids in self.trees.items()}
+        out["machine_busy"] = (busy - self.machine[0]) / max(1.0, total - self.machine[1])
+        return out
+
+
+def _postmaster_pid(data_dir: Path) -> int | None:
+    try:
+        return int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _postgres_cluster_class() -> Any:
     """``tests/pg_cluster.PostgresCluster``, loaded by path (``tests`` is not a package)."""
     path = ROOT / "tests" / "pg_cluster.py"
@@ -391,7 +449,8 @@ def _log_findings(path: Path) -> dict[str, int]:
 
 
 def run_service(store: str, database_url: str, redis: EmbeddedRedis, base_env: dict[str, str], work: Path,
-                opts: argparse.Namespace, echo_port: int, seed: int, say: Any) -> list[dict[str, Any]]:
+                opts: argparse.Namespace, echo: Child, echo_port: int, seed: int, say: Any,
+                db_pid: int | None = None) -> list[dict[str, Any]]:
     """Echo baseline, then the service on ``database_url``; returns both rows of the table."""
     var_dir = work / f"var-{store}"
     var_dir.mkdir()
@@ -410,23 +469,27 @@ def run_service(store: str, database_url: str, redis: EmbeddedRedis, base_env: d
     try:
         _wait_ready(service, port, "/readyz")
         say(f"[{store}] echo baseline: {opts.warmup:g}s warm-up + {opts.duration:g}s at concurrency {opts.concurrency}")
-        echo = measure(echo_port, opts, seed)
+        meter = CpuMeter({"server": [echo.proc.pid]})
+        baseline = measure(echo_port, opts, seed)
+        baseline.update(meter.result(baseline["sent"]))
         say(f"[{store}] service: {opts.warmup:g}s warm-up + {opts.duration:g}s at concurrency {opts.concurrency}")
+        meter = CpuMeter({"server": [service.proc.pid], "redis": [redis.pid], "db": [db_pid] if db_pid else []})
         result = measure(port, opts, seed + 1)
+        result.update(meter.result(result["sent"]))
         stored = count_stored(database_url)
     finally:
         service.stop()
     findings = _log_findings(log_path)
     if findings.get("tracebacks") or findings.get("errors"):
         say(f"[{store}] the service logged errors; last lines of its log:\n{service.tail(25)}")
-    echo.update(name=f"echo (before {store})", kind="echo", store=None)
-    ratio = result["throughput"] / echo["throughput"] if echo["throughput"] else 0.0
+    baseline.update(name=f"echo (before {store})", kind="echo", store=None)
+    ratio = result["throughput"] / baseline["throughput"] if baseline["throughput"] else 0.0
     stored_ok = stored["rows"] == stored["distinct_keys"] == result["accepted"]
     result.update(
         name=f"service/{store}", kind="service", store=store, ratio=ratio, stored=stored, log=findings,
         verdicts={"ratio": ratio >= GOAL_RATIO, "p99": result["p99_ms"] < GOAL_P99_MS, "stored": stored_ok,
                   "no_errors": result["errors"] == 0 and result["failed"] == 0 and result["bad_replies"] == 0})
-    return [echo, result]
+    return [baseline, result]
 
 
 def _fmt_table(rows: list[dict[str, Any]], skipped: dict[str, str]) -> str:
@@ -508,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         echo, echo_port = start_echo(base_env, work)
         seed = 1
         sqlite_url = f"sqlite:///{work / 'crmbot.db'}"
-        rows += run_service("sqlite", sqlite_url, redis, base_env, work, opts, echo_port, seed, say)
+        rows += run_service("sqlite", sqlite_url, redis, base_env, work, opts, echo, echo_port, seed, say)
         if not opts.postgres:
             skipped["postgres"] = "skipped (--no-postgres)"
         else:
@@ -520,7 +583,8 @@ def main(argv: list[str] | None = None) -> int:
             if cluster is not None:
                 say("[postgres] starting a private PostgreSQL server")
                 with cluster as pg_url:
-                    rows += run_service("postgres", pg_url, redis, base_env, work, opts, echo_port, seed + 10, say)
+                    rows += run_service("postgres", pg_url, redis, base_env, work, opts, echo, echo_port, seed + 10,
+                                        say, db_pid=_postmaster_pid(cluster.data))
         if "postgres" in skipped:
             say(f"\n!!! service/postgres NOT MEASURED: {skipped['postgres']} !!!\n")
     except KeyboardInterrupt:

