@@ -493,7 +493,8 @@ def run_service(store: str, database_url: str, redis: EmbeddedRedis, base_env: d
 
 
 def _fmt_table(rows: list[dict[str, Any]], skipped: dict[str, str]) -> str:
-    head = f"{'run':<22}{'requests':>9}{'errors':>8}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'ratio':>7}  stored/sent (accepted)"
+    head = (f"{'run':<22}{'requests':>9}{'errors':>8}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'ratio':>7}"
+            f"{'srv cpu':>9}{'cli cpu':>9}{'busy':>6}  stored/sent (accepted)")
     lines = [head, "-" * len(head)]
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r["kind"] == "service" else "-"
@@ -504,10 +505,14 @@ def _fmt_table(rows: list[dict[str, Any]], skipped: dict[str, str]) -> str:
                 stored += f" distinct {st['distinct_keys']}"
         else:
             stored = f"-/{r['sent']} ({r['accepted']})"
+        server_cpu = sum(v for k, v in r.items() if k.endswith("_cpu_ms_per_req") and not k.startswith("client"))
         lines.append(f"{r['name']:<22}{r['requests']:>9}{r['errors']:>8}{r['throughput']:>9.1f}{r['p50_ms']:>8.1f}"
-                     f"{r['p99_ms']:>8.1f}{ratio:>7}  {stored}")
+                     f"{r['p99_ms']:>8.1f}{ratio:>7}{server_cpu:>9.2f}{r['client_cpu_ms_per_req']:>9.2f}"
+                     f"{r.get('machine_busy', 0) * 100:>5.0f}%  {stored}")
     for store, reason in skipped.items():
         lines.append(f"{'service/' + store:<22}  NOT MEASURED: {reason}")
+    lines.append("srv cpu / cli cpu: CPU ms per request of the server side (gunicorn master + workers, and for the "
+                 "service its Redis and PostgreSQL) and of the load generator; busy: the whole machine during the run")
     lines.append("")
     lines.append(f"goals: throughput ratio >= {GOAL_RATIO}, p99 < {GOAL_P99_MS:.0f} ms, stored == accepted "
                  f"(rows and distinct dedupe keys, warm-up included)")
@@ -527,6 +532,8 @@ def _fmt_table(rows: list[dict[str, Any]], skipped: dict[str, str]) -> str:
             lines.append(f"  {r['name']}: replies stored {extra['replies']}, customers {extra['customers']}, "
                          f"identities {extra['identities']}, conversations {extra['conversations']}; "
                          f"service log: {r['log']}")
+            split = ", ".join(f"{k.split('_cpu')[0]} {v:.2f}" for k, v in r.items() if k.endswith("_cpu_ms_per_req"))
+            lines.append(f"  {r['name']}: CPU ms per request: {split}")
     return "\n".join(lines)
 
 
