@@ -558,10 +558,14 @@ def main(argv: list[str] | None = None) -> int:
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    def on_term(*_: Any) -> None:
+    def on_signal(*_: Any) -> None:
+        # Once: the clean-up that follows must not be cut short by a second Ctrl-C.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     work = Path(tempfile.mkdtemp(prefix="crmbot-bench-"))
     base_env = {**os.environ, "CRMBOT_WECHAT_TOKEN": TOKEN, "CRMBOT_WECHAT_APP_ID": APP_ID,
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -589,9 +593,15 @@ def main(argv: list[str] | None = None) -> int:
                 cluster = None
             if cluster is not None:
                 say("[postgres] starting a private PostgreSQL server")
-                with cluster as pg_url:
+                try:
+                    pg_url = cluster.start()
                     rows += run_service("postgres", pg_url, redis, base_env, work, opts, echo, echo_port, seed + 10,
                                         say, db_pid=_postmaster_pid(cluster.data))
+                finally:
+                    try:
+                        cluster.stop()
+                    except Exception as exc:  # noqa: BLE001 - e.g. interrupted before it ran
+                        say(f"[postgres] stopping the server: {exc.__class__.__name__}: {exc}")
         if "postgres" in skipped:
             say(f"\n!!! service/postgres NOT MEASURED: {skipped['postgres']} !!!\n")
     except KeyboardInterrupt:

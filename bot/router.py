@@ -46,11 +46,13 @@ class Router:
         self.states = states
 
     def answer(self, msg: InboundMessage, conversation_id: int, customer_id: int) -> str:
-        ctx = Context(conversation_id, customer_id, self.content, self.states.load(conversation_id))
+        loaded = self.states.load(conversation_id)
+        ctx = Context(conversation_id, customer_id, self.content, dict(loaded))
         try:
             reply = next((h.handle(msg, ctx) for h in self.handlers if h.matches(msg, ctx)), "")
         except Exception:  # noqa: BLE001 - one broken rule must not leave the customer unanswered
             log.exception("conversation %s: handler failed, answering with the fallback", conversation_id)
             return self.content.busy
-        self.states.save(conversation_id, ctx.state)
+        if ctx.state != loaded:  # most messages change nothing: save the Redis round trip
+            self.states.save(conversation_id, ctx.state)
         return reply
