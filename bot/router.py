@@ -2,17 +2,25 @@
 
 A handler has ``matches(msg, ctx)`` and ``handle(msg, ctx)``; the router returns the reply text
 and never sends anything itself. One error handler turns any handler failure into a polite
-answer, logged with the conversation id.
+answer, logged with the conversation id. Handlers change the store through ``ctx.uow``, inside
+the transaction that records the message, so a message and its effects land together.
 """
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
+from bot.otp import OneTimeCodes
 from bot.state import ConversationStates
+from channels import base
 from channels.base import InboundMessage
 from config.content import BotContent
+from crm_store.uow import UnitOfWork
+from nlp.intent import Intent, rule_intent
+from nlp.sentiment import Sentiment, sentiment
+from nlp.text import normalize
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +32,16 @@ class Context:
     conversation_id: int
     customer_id: int
     content: BotContent
+    uow: UnitOfWork
+    codes: OneTimeCodes
+    text: str = ""  # the message's text, cut to the configured length
+    intent: Intent | None = None
+    mood: Sentiment = field(default_factory=lambda: Sentiment("neu", 0.5))
     state: dict[str, Any] = field(default_factory=dict)
+    now: float = field(default_factory=time.time)
+
+    def say(self, name: str, **values: Any) -> str:
+        return self.content.say(name, **values)
 
 
 class Handler(Protocol):
@@ -37,22 +54,56 @@ class Handler(Protocol):
         ...
 
 
+def understand(msg: InboundMessage, content: BotContent) -> tuple[str, Intent | None, Sentiment]:
+    """Text (cut to length), intent (menu key or keywords) and sentiment of a message."""
+    limit = content.rules.limits["max_text_chars"]
+    # Only what the customer typed (or said) is read; a link's title or a place name is not a request.
+    text = msg.text.strip()[:limit] if msg.kind in (base.TEXT, base.VOICE) else ""
+    menu_intent = content.rules.menu.get(str(msg.attributes.get("key") or ""))
+    if menu_intent:
+        return text, Intent(menu_intent, 1.0, None), Sentiment("neu", 0.5)
+    return text, rule_intent(text, content.rules.intents), sentiment(text)
+
+
 class Router:
     """Answers one inbound message from rules and the conversation's state."""
 
-    def __init__(self, handlers: Sequence[Handler], content: BotContent, states: ConversationStates) -> None:
+    def __init__(self, handlers: Sequence[Handler], content: BotContent, states: ConversationStates,
+                 codes: OneTimeCodes, clock: Callable[[], float] = time.time) -> None:
         self.handlers = tuple(handlers)
         self.content = content
         self.states = states
+        self.codes = codes
+        self.clock = clock
 
-    def answer(self, msg: InboundMessage, conversation_id: int, customer_id: int) -> str:
+    def answer(self, msg: InboundMessage, conversation_id: int, customer_id: int, uow: UnitOfWork) -> str:
         loaded = self.states.load(conversation_id)
-        ctx = Context(conversation_id, customer_id, self.content, dict(loaded))
+        text, intent, mood = understand(msg, self.content)
+        ctx = Context(conversation_id, customer_id, self.content, uow, self.codes, text, intent, mood,
+                      dict(loaded), self.clock())
+        notice = self._expire_flow(ctx)
+        savepoint = uow.savepoint()
         try:
             reply = next((h.handle(msg, ctx) for h in self.handlers if h.matches(msg, ctx)), "")
+            savepoint.commit()
         except Exception:  # noqa: BLE001 - one broken rule must not leave the customer unanswered
+            # The message stays recorded; whatever the handler half-wrote is undone.
+            savepoint.rollback()
             log.exception("conversation %s: handler failed, answering with the fallback", conversation_id)
-            return self.content.busy
+            return self.content.say("busy")
         if ctx.state != loaded:  # most messages change nothing: save the Redis round trip
             self.states.save(conversation_id, ctx.state)
-        return reply
+        return "\n".join(part for part in (notice, reply) if part)
+
+    def _expire_flow(self, ctx: Context) -> str:
+        flow = ctx.state.get("flow")
+        if flow and ctx.now - flow.get("at", 0) > self.content.rules.limits["flow_timeout_seconds"]:
+            del ctx.state["flow"]
+            return ctx.say("flow_timed_out")
+        return ""
+
+
+def is_cancel(text: str, cancel_words: Sequence[str]) -> bool:
+    """Only a short message that is a cancel word counts: "取消订单怎么操作" is a question."""
+    clean = "".join(ch for ch in normalize(text) if ch.isalnum())
+    return any(clean == w or (clean.startswith(w) and len(clean) <= len(w) + 2) for w in cancel_words)

@@ -22,6 +22,7 @@ class Customer(Base):
     __tablename__ = "customers"
     id: Mapped[int] = mapped_column(primary_key=True)
     display_name: Mapped[str | None] = mapped_column(String(120))
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)  # verified by a one-time code
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     identities: Mapped[list[ChannelIdentity]] = relationship(back_populates="customer")
 
@@ -84,3 +85,107 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Member(Base):
+    """A membership card. Its points balance is derived from the ledger, never stored."""
+
+    __tablename__ = "members"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), unique=True)
+    card_no: Mapped[str] = mapped_column(String(32), unique=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str | None] = mapped_column(String(120))
+    bound_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# Kinds of points entries: earn and refund add, redeem and expire subtract, adjust is either way.
+POINTS_KINDS = ("earn", "redeem", "adjust", "expire", "refund")
+
+
+class PointsEntry(Base):
+    """One line of the append-only points ledger; ``idempotency_key`` makes a retry land once."""
+
+    __tablename__ = "points_entries"
+    __table_args__ = (Index("ix_points_entries_member_id_id", "member_id", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    points: Mapped[int]  # signed: what this entry adds to the balance
+    reason: Mapped[str] = mapped_column(String(200))
+    idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# Ticket states: OPEN (queued for an agent) -> CLAIMED (an agent owns it) -> RESOLVED.
+OPEN, CLAIMED, RESOLVED = "open", "claimed", "resolved"
+
+
+class Ticket(Base):
+    """A complaint or a hand-off in the escalation queue, with its SLA and the customer's rating."""
+
+    __tablename__ = "tickets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(20), unique=True)  # T20261123-0042
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # complaint | handoff | mention
+    category: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[str] = mapped_column(String(4))  # P1 (most urgent) .. P4
+    status: Mapped[str] = mapped_column(String(16), default=OPEN, index=True)
+    order_no: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    first_response_due: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolution_due: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_response_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    complaint_level: Mapped[str | None] = mapped_column(String(16))
+    compensation: Mapped[str | None] = mapped_column(String(200))
+    csat_asked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    csat_score: Mapped[int | None]
+    csat_comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# Lead pipeline: new -> contacted -> qualified -> converted | lost.
+LEAD_STATUSES = ("new", "contacted", "qualified", "converted", "lost")
+
+
+class Lead(Base):
+    """A prospect's contact and interest, with where it came from; one open lead per phone."""
+
+    __tablename__ = "leads"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    interest: Mapped[str] = mapped_column(Text)
+    source_channel: Mapped[str] = mapped_column(String(20))
+    keyword: Mapped[str | None] = mapped_column(String(64))
+    campaign: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CustomerMerge(Base):
+    """Identities moved from one customer record into another; kept so the merge can be undone."""
+
+    __tablename__ = "customer_merges"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    from_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    into_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    moved: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"identities": [...], "leads": [...], ...}
+    reason: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reverted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReferenceCounter(Base):
+    """The last number handed out per prefix and day, for references like T20261123-0042."""
+
+    __tablename__ = "reference_counters"
+    prefix_day: Mapped[str] = mapped_column(String(16), primary_key=True)  # "T20261123"
+    last: Mapped[int] = mapped_column(default=0)

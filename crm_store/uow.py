@@ -84,6 +84,10 @@ class UnitOfWork:
     def flush(self) -> None:
         self.session.flush()
 
+    def savepoint(self):  # type: ignore[no-untyped-def]
+        """A nested transaction: ``.rollback()`` undoes only what happened after it."""
+        return self.session.begin_nested()
+
     def commit(self) -> None:
         self.session.commit()
 

@@ -1,1 +1,1 @@
-"""Pure text functions (tokenize, keywords, sentiment, intent); filled in by the NLP issue."""
+"""Pure text functions: normalize, term matching, intent rules, sentiment. No Flask, no database."""

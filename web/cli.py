@@ -16,8 +16,12 @@ from config.logs import setup_logging
 
 
 def _settings() -> Settings:
+    """Settings and the content files, validated before anything starts."""
+    from config.content import load_content
+
     try:
         settings = load_settings()
+        load_content()
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
     setup_logging(settings.log_level)

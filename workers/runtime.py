@@ -13,6 +13,7 @@ from redis import Redis
 from sqlalchemy import Engine
 
 from bot.handlers import default_handlers
+from bot.otp import CodeSender, LogCodeSender, OneTimeCodes
 from bot.router import Router
 from bot.state import ConversationStates
 from channels.wechat import WeChatSender
@@ -59,6 +60,7 @@ class Runtime:
 
     settings: Settings
     content: BotContent
+    code_sender: CodeSender = dataclasses.field(default_factory=LogCodeSender)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -83,9 +85,15 @@ class Runtime:
         return Redis.from_url(self.settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
 
     @cached_property
+    def states(self) -> ConversationStates:
+        return ConversationStates(self.redis, self.settings.conversation_ttl)
+
+    @cached_property
     def router(self) -> Router:
-        return Router(default_handlers(), self.content,
-                      ConversationStates(self.redis, self.settings.conversation_ttl))
+        limits = self.content.rules.limits
+        codes = OneTimeCodes(self.redis, self.settings.secret_key, self.code_sender,
+                             limits["otp_ttl_seconds"], limits["otp_max_attempts"])
+        return Router(default_handlers(), self.content, self.states, codes)
 
     @cached_property
     def wechat_sender(self) -> WeChatSender:

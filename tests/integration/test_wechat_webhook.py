@@ -17,7 +17,7 @@ OPENID = "oUser0000000000000000000001"
 
 # fixture -> (stored kind, what the reply must contain; None = no reply)
 FIXTURE_KINDS = {
-    "text": ("text", "积分"),
+    "text": ("text", "绑定"),  # 查积分 before binding a card: asked to bind
     "image": ("image", "图片"),
     "voice": ("voice", None),  # replied to according to its transcript: checked below
     "video": ("video", "视频"),
@@ -29,7 +29,7 @@ FIXTURE_KINDS = {
     "event_unsubscribe": ("unsubscribe", None),
     "event_scan": ("scan", None),
     "event_location": ("location_report", None),
-    "event_click": ("menu_click", "菜单"),
+    "event_click": ("menu_click", "绑定"),  # MENU_POINTS, not yet a member
     "event_view": ("menu_view", None),
     "unknown_msgtype": ("unknown", None),
     "unknown_future_msgtype": ("unknown", None),
@@ -129,8 +129,8 @@ def test_safe_mode_decrypts_and_encrypts(tmp_path, database_url, redis_url, redi
     server = WeChatServer(TOKEN, APP_ID, AES_KEY)
     response = post(client, server, fixture_xml("text"))
     assert response.status_code == 200
-    assert b"<Encrypt>" in response.data and "积分".encode() not in response.data
-    assert "积分" in server.read_reply(response.data)["Content"]
+    assert b"<Encrypt>" in response.data and "绑卡".encode() not in response.data
+    assert "绑卡" in server.read_reply(response.data)["Content"]
     assert inbound_messages(runtime)[0].text == "你好，我想查积分"
     # A push whose msg_signature does not match the encrypted body is refused, nothing stored.
     query, body = server.push(fixture_xml("image"))

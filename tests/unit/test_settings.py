@@ -4,8 +4,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+import config
 
 from config import ConfigError, load_settings
 from config.content import load_content
@@ -66,12 +69,30 @@ def test_reply_file_errors_name_file_and_line(tmp_path) -> None:
     broken.write_text("welcome: hi\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="'fallback'"):
         load_content(broken)
-    broken.write_text("welcome: a\nfallback: b\nnon_text: c\nbusy: d\nfaq:\n  - answer: no keywords\n",
-                      encoding="utf-8")
+    shipped = (Path(config.__file__).parent / "replies.yaml").read_text(encoding="utf-8")
+    broken.write_text(shipped.replace("  - keywords: [营业时间, 几点开门, 几点关门]\n    answer", "  - answer"), encoding="utf-8")
     with pytest.raises(ConfigError, match="faq entry 1"):
         load_content(broken)
 
 
-def test_shipped_reply_file_loads() -> None:
+@pytest.mark.parametrize("change, message", [
+    (("  human: [人工, 客服, 真人, 转接]\n", ""), "unknown intents: human"),
+    (("vip_level: 金卡会员", "vip_level: 黑卡"), "vip_level"),
+    (("  P4: {first_response_minutes: 1440, resolution_hours: 120}\n", ""), "P1, P2, P3 and P4"),
+    (("  misses_before_human: 2 ", "  misses: 2 "), "misses_before_human"),
+    (("cancel_words: [取消, 算了, 不用了, 退出]", "cancel_words: []"), "cancel_words"),
+    (("menu:\n", "menu: [\n"), r"bot.yaml:\d+"),
+])
+def test_bot_rule_errors_are_named(tmp_path, change, message) -> None:
+    shipped = (Path(config.__file__).parent / "bot.yaml").read_text(encoding="utf-8")
+    assert change[0] in shipped
+    broken = tmp_path / "bot.yaml"
+    broken.write_text(shipped.replace(*change), encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_content(rules=broken)
+
+
+def test_shipped_files_load() -> None:
     content = load_content()
-    assert "欢迎" in content.welcome and "{text}" in content.fallback and content.faq
+    assert "欢迎" in content.say("welcome") and "{text}" in content.texts["fallback"] and content.faq
+    assert content.rules.menu["MENU_POINTS"] == "points_balance" and "12315" in content.rules.urgent_words

@@ -1,0 +1,147 @@
+"""Members, the points ledger, and linking one person's records across channels."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from sqlalchemy import func, select, update
+
+from crm_store.models import (ChannelIdentity, Conversation, CustomerMerge, Lead, Member, Message,
+                              PointsEntry, Ticket, utcnow)
+from crm_store.uow import UnitOfWork
+
+# Which sign each kind of entry may carry; adjust may go either way.
+_SIGNS = {"earn": 1, "refund": 1, "redeem": -1, "expire": -1}
+
+
+class PointsError(ValueError):
+    """A points entry that would break the ledger (wrong sign, overdraw)."""
+
+
+@dataclass(frozen=True)
+class Level:
+    name: str
+    min_points: int
+    benefits: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What a member sees: balance, lifetime points, level and the next level."""
+
+    balance: int
+    lifetime: int
+    level: Level
+    next_level: Level | None
+
+    @property
+    def points_to_next(self) -> int | None:
+        return None if self.next_level is None else self.next_level.min_points - self.lifetime
+
+
+def member_of(customer_id: int, uow: UnitOfWork) -> Member | None:
+    return uow.session.scalar(select(Member).filter_by(customer_id=customer_id))
+
+
+def add_points(member_id: int, kind: str, points: int, reason: str, idempotency_key: str,
+               uow: UnitOfWork) -> PointsEntry:
+    """Append a ledger entry once per ``idempotency_key``; a repeat returns the first entry."""
+    existing = uow.session.scalar(select(PointsEntry).filter_by(idempotency_key=idempotency_key))
+    if existing is not None:
+        return existing
+    sign = _SIGNS.get(kind)
+    if kind not in _SIGNS and kind != "adjust":
+        raise PointsError(f"unknown points kind {kind!r}")
+    if points == 0 or (sign is not None and points * sign < 0):
+        raise PointsError(f"{kind} entries must be {'positive' if sign == 1 else 'negative'} and not zero")
+    if points < 0 and balance(member_id, uow) + points < 0:
+        raise PointsError("the balance cannot go below zero")
+    entry = PointsEntry(member_id=member_id, kind=kind, points=points, reason=reason,
+                        idempotency_key=idempotency_key)
+    uow.session.add(entry)
+    uow.flush()
+    return entry
+
+
+def balance(member_id: int, uow: UnitOfWork) -> int:
+    return uow.session.scalar(select(func.coalesce(func.sum(PointsEntry.points), 0)).filter_by(
+        member_id=member_id))
+
+
+def history(member_id: int, uow: UnitOfWork, limit: int) -> list[PointsEntry]:
+    return list(uow.session.scalars(select(PointsEntry).filter_by(member_id=member_id)
+                                    .order_by(PointsEntry.id.desc()).limit(limit)))
+
+
+def standing(member_id: int, levels: Sequence[Level], uow: UnitOfWork) -> Standing:
+    """Levels are reached by lifetime points earned (成长值): redeeming never demotes a member."""
+    lifetime = uow.session.scalar(select(func.coalesce(func.sum(PointsEntry.points), 0)).filter(
+        PointsEntry.member_id == member_id, PointsEntry.kind == "earn"))
+    ordered = sorted(levels, key=lambda lv: lv.min_points)
+    reached = [lv for lv in ordered if lv.min_points <= lifetime] or ordered[:1]
+    higher = [lv for lv in ordered if lv.min_points > lifetime]
+    return Standing(balance(member_id, uow), lifetime, reached[-1], higher[0] if higher else None)
+
+
+def bind_member(customer_id: int, phone: str, uow: UnitOfWork) -> tuple[Member, bool]:
+    """Link ``customer_id`` to the membership card registered with ``phone`` (a new card if
+    none exists). Returns the member and whether a new card was opened. When the card, or a
+    lead with this phone, belongs to another customer record, the two records are merged."""
+    member = uow.session.scalar(select(Member).filter_by(phone=phone))
+    created = member is None
+    if member is None:
+        member = Member(phone=phone, card_no=_next_card_no(uow), customer_id=customer_id, bound_at=utcnow())
+        uow.session.add(member)
+    elif member.customer_id is None:
+        member.customer_id, member.bound_at = customer_id, utcnow()
+    elif member.customer_id != customer_id:
+        # The card already belongs to this person's record on another channel: join the two.
+        merge_customers(customer_id, member.customer_id, f"bound member card {member.card_no}", uow)
+        customer_id = member.customer_id
+    for other in set(uow.session.scalars(select(Lead.customer_id).filter(
+            Lead.phone == phone, Lead.customer_id != customer_id))):
+        merge_customers(other, customer_id, "lead left the same phone", uow)
+    uow.customers.get(customer_id).phone = phone
+    uow.flush()
+    return member, created
+
+
+def _next_card_no(uow: UnitOfWork) -> str:
+    from crm_store.services import next_reference
+
+    return next_reference("M", uow, digits=6).replace("-", "")
+
+
+# The rows that follow a customer when records merge.
+_MOVABLE = {"identities": ChannelIdentity, "conversations": Conversation, "messages": Message,
+            "tickets": Ticket, "leads": Lead}
+
+
+def merge_customers(from_customer_id: int, into_customer_id: int, reason: str, uow: UnitOfWork) -> CustomerMerge:
+    """Move everything of ``from`` into ``into``, recording the moved ids so it can be undone."""
+    if from_customer_id == into_customer_id:
+        raise ValueError("cannot merge a customer into itself")
+    moved = {}
+    for name, model in _MOVABLE.items():
+        ids = list(uow.session.scalars(select(model.id).filter_by(customer_id=from_customer_id)))
+        if ids:
+            uow.session.execute(update(model).where(model.id.in_(ids)).values(customer_id=into_customer_id))
+        moved[name] = ids
+    merge = CustomerMerge(from_customer_id=from_customer_id, into_customer_id=into_customer_id, moved=moved,
+                          reason=reason)
+    uow.session.add(merge)
+    uow.flush()
+    return merge
+
+
+def unmerge(merge_id: int, uow: UnitOfWork) -> None:
+    """Undo a merge: the recorded rows go back to the original customer."""
+    merge = uow.session.get(CustomerMerge, merge_id)
+    if merge is None or merge.reverted_at is not None:
+        raise ValueError(f"merge {merge_id} does not exist or was already undone")
+    for name, model in _MOVABLE.items():
+        ids = merge.moved.get(name) or []
+        if ids:
+            uow.session.execute(update(model).where(model.id.in_(ids)).values(customer_id=merge.from_customer_id))
+    merge.reverted_at = utcnow()
+    uow.flush()

@@ -1,0 +1,33 @@
+"""Text normalization and term matching: pure functions, no I/O."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Iterable
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width letters and digits to half-width), no control characters, lower case."""
+    return _CONTROL.sub("", unicodedata.normalize("NFKC", text)).strip().lower()
+
+
+@lru_cache(maxsize=256)
+def _pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
+    # Latin terms must stand as whole words ("hi" is not in "this"); Chinese has no spaces, so a
+    # Chinese term matches anywhere. Longest first, so "积分明细" wins over "积分".
+    parts = []
+    for term in sorted(set(terms), key=len, reverse=True):
+        escaped = re.escape(term)
+        parts.append(rf"(?<![a-z0-9]){escaped}(?![a-z0-9])" if term.isascii() else escaped)
+    return re.compile("|".join(parts))
+
+
+def find_terms(text: str, terms: Iterable[str]) -> list[str]:
+    """The terms (already normalized) that occur in ``text`` (normalized here), in text order."""
+    terms = tuple(terms)
+    if not terms:
+        return []
+    return _pattern(terms).findall(normalize(text))
