@@ -47,7 +47,9 @@ class HandOff:
 
     def matches(self, msg: InboundMessage, ctx: Context) -> bool:
         if "flow" in ctx.state:
-            return ctx.intent is not None and ctx.intent.name == "human"
+            # Inside a flow only a short request counts ("人工", "转客服"): "客服很耐心" is an answer.
+            intent = ctx.intent
+            return intent is not None and intent.name == "human" and len(ctx.text) - len(intent.keyword or "") <= 2
         if ctx.intent is not None:
             return ctx.intent.name == "human"
         return ctx.mood.strong  # an angry message that is not a complaint we can take in the flow
