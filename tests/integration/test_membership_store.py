@@ -1,0 +1,101 @@
+"""Ledger, lead pipeline, references and the per-customer lock, on both stores."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from bot.state import ConversationStates
+from crm_store import membership, services
+from crm_store.membership import Level, PointsError
+from crm_store.models import Customer, Member
+
+LEVELS = [Level("普通", 0, ()), Level("银卡", 1000, ()), Level("金卡", 5000, ())]
+
+
+@pytest.fixture()
+def member_id(runtime) -> int:  # type: ignore[no-untyped-def]
+    with runtime.uow() as uow:
+        customer = uow.customers.add(Customer())
+        uow.flush()
+        member = Member(customer_id=customer.id, card_no="C1", phone="13700000000")
+        uow.session.add(member)
+        uow.commit()
+        return member.id
+
+
+def test_ledger_is_append_only_with_derived_balance(runtime, member_id) -> None:
+    with runtime.uow() as uow:
+        membership.add_points(member_id, "earn", 1500, "消费", "k1", uow)
+        membership.add_points(member_id, "redeem", -600, "兑换", "k2", uow)
+        membership.add_points(member_id, "refund", 100, "退单返还", "k3", uow)
+        membership.add_points(member_id, "expire", -50, "年度过期", "k4", uow)
+        membership.add_points(member_id, "adjust", -20, "人工调整", "k5", uow)
+        again = membership.add_points(member_id, "earn", 999, "重复请求", "k1", uow)
+        assert again.points == 1500  # the first entry of that key, nothing new
+        standing = membership.standing(member_id, LEVELS, uow)
+        assert (standing.balance, standing.lifetime, standing.level.name) == (930, 1500, "银卡")
+        assert standing.next_level.name == "金卡" and standing.points_to_next == 3500
+        assert [e.idempotency_key for e in membership.history(member_id, uow, 2)] == ["k5", "k4"]
+
+
+@pytest.mark.parametrize("kind, points", [("earn", -5), ("redeem", 5), ("refund", 0), ("bonus", 5),
+                                          ("redeem", -1)])
+def test_ledger_refuses_entries_that_break_it(runtime, member_id, kind, points) -> None:
+    with runtime.uow() as uow:
+        with pytest.raises(PointsError):
+            membership.add_points(member_id, kind, points, "bad", f"bad-{kind}", uow)
+        assert membership.balance(member_id, uow) == 0
+
+
+def test_lead_pipeline(runtime) -> None:
+    with runtime.uow() as uow:
+        customer = uow.customers.add(Customer())
+        uow.flush()
+        lead, new = services.capture_lead(customer.id, uow, name="李", phone="13900000000", interest="团购",
+                                          source_channel="wechat")
+        assert new and lead.status == "new"
+        for status in ("contacted", "qualified", "converted"):
+            assert services.set_lead_status(lead.id, status, uow).status == status
+        with pytest.raises(ValueError):
+            services.set_lead_status(lead.id, "won", uow)
+        # A converted lead is closed: the same phone later starts a new lead.
+        assert services.capture_lead(customer.id, uow, name="李", phone="13900000000", interest="再次",
+                                     source_channel="wechat")[1]
+
+
+def test_references_are_unique_under_concurrency(runtime) -> None:
+    references: list[str] = []
+
+    def take() -> None:
+        for _ in range(5):
+            with runtime.uow() as uow:
+                references.append(services.next_reference("T", uow))
+                uow.commit()
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(references) == 20 and len(set(references)) == 20
+
+
+def test_messages_of_one_customer_are_serialized(redis) -> None:
+    states = ConversationStates(redis, ttl=60)
+    order: list[str] = []
+
+    def first() -> None:
+        with states.serialized("wechat:gh:oUser"):
+            order.append("first-in")
+            time.sleep(0.3)
+            order.append("first-out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    time.sleep(0.05)
+    with states.serialized("wechat:gh:oUser"):
+        order.append("second")
+    thread.join(timeout=5)
+    assert order == ["first-in", "first-out", "second"]
