@@ -588,8 +588,8 @@ def _fmt_table(rows: list[dict[str, Any]], skipped: dict[str, str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.webhook", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run (default 10)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per run (default 2)")
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per target and store (default 10)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before the first round of each target (default 2)")
     parser.add_argument("--concurrency", type=int, default=8, help="connections in flight (default 8)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="echo and service take turns this many times, each for duration/rounds (default 3)")

@@ -20,7 +20,7 @@ from channels.base import InboundMessage
 from crm_store import membership, services
 from crm_store.membership import Level
 from crm_store.models import Ticket, utcnow
-from nlp.sentiment import sentiment
+from nlp.sentiment import lexicon_sentiment as sentiment
 
 PHONE = re.compile(r"^1[3-9]\d{9}$")
 ORDER_NO = re.compile(r"^[a-z0-9-]{6,32}$")

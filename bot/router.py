@@ -19,7 +19,7 @@ from channels.base import InboundMessage
 from config.content import BotContent
 from crm_store.uow import UnitOfWork
 from nlp.intent import Intent, rule_intent
-from nlp.sentiment import Sentiment, sentiment
+from nlp.sentiment import Sentiment, lexicon_sentiment as sentiment
 from nlp.text import normalize
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from xml.parsers.expat import ExpatError
 import xmltodict
 from redis import Redis
 from wechatpy import WeChatClient, parse_message
-from wechatpy.crypto import PrpCrypto
+from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.replies import TextReply
 from wechatpy.session.redisstorage import RedisStorage
@@ -73,10 +73,7 @@ class WeChatChannel:
         self.timestamp_window = timestamp_window
         self.clock = clock
         # PrpCrypto wants the decoded 32-byte key; wechatpy's WeChatCrypto does this decoding.
-        self._crypto_key = None
-        if aes_key:
-            from wechatpy.crypto import WeChatCrypto
-            self._crypto_key = WeChatCrypto(token, aes_key, app_id).key
+        self._crypto_key = WeChatCrypto(token, aes_key, app_id).key if aes_key else None
 
     @property
     def safe_mode(self) -> bool:

@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 
 from crm_store.models import (ChannelIdentity, Conversation, CustomerMerge, Lead, Member, Message,
                               PointsEntry, Ticket, utcnow)
+from crm_store.services import next_reference
 from crm_store.uow import UnitOfWork
 
 # Which sign each kind of entry may carry; adjust may go either way.
@@ -107,8 +108,6 @@ def bind_member(customer_id: int, phone: str, uow: UnitOfWork) -> tuple[Member, 
 
 
 def _next_card_no(uow: UnitOfWork) -> str:
-    from crm_store.services import next_reference
-
     return next_reference("M", uow, digits=6).replace("-", "")
 
 

@@ -1,0 +1,115 @@
+"""The public face of ``nlp``: analyze a text into language, tokens, keywords, sentiment, intent.
+
+Every function takes any text a channel may deliver (empty, emoji only, 10,000 characters,
+mixed Chinese and English, control characters, bytes that are not UTF-8) and returns a defined
+value; no exception escapes.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+from nlp import tokenize as tok
+from nlp.intent import Intent, rule_intent
+from nlp.keywords import keywords
+from nlp.model import features, load_model
+from nlp.sentiment import Sentiment, is_strong, lexicon_sentiment
+from nlp.text import normalize
+
+log = logging.getLogger(__name__)
+MAX_CHARS = 2000  # longer texts are scored on their start: the signal is there, the cost is not
+NEUTRAL = Sentiment("neu", 0.5)
+NO_INTENT = Intent("chitchat", 0.0)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    lang: str
+    tokens: tuple[str, ...]
+    keywords: tuple[str, ...]
+    sentiment: Sentiment
+    intent: Intent
+
+
+def clean_input(text: str | bytes | None) -> str:
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return normalize(text[: MAX_CHARS * 2])[:MAX_CHARS]
+
+
+@lru_cache(maxsize=1)
+def vader_analyzer():  # type: ignore[no-untyped-def]
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def load(brand_words: Sequence[str] = ()) -> None:
+    """Load jieba, the brand dictionary, VADER and the trained models once, before serving."""
+    tok.load(brand_words)
+    vader_analyzer()
+    for task in ("sentiment", "intent"):
+        for lang in ("zh", "en"):
+            load_model(task, lang)
+    keywords("预热")
+
+
+def featurize(clean: str, lang: str) -> tuple[list[str], dict[str, float]]:
+    """Tokens and model features of a cleaned text: the same for training and for scoring."""
+    tokens = tok.tokenize(clean, lang)
+    vader = vader_analyzer().polarity_scores(clean)["compound"] if lang == "en" else None
+    return tokens, features(clean, lang, tokens, vader)
+
+
+def _sentiment(text: str, lang: str, feats: dict[str, float]) -> Sentiment:
+    model = load_model("sentiment", lang)
+    if model is None:
+        return lexicon_sentiment(text)
+    p = model.probabilities(feats)
+    label = max(p, key=p.get)
+    return Sentiment(label, round(p.get("pos", 0) + 0.5 * p.get("neu", 0), 3), is_strong(text, label == "neg"))
+
+
+def _intent(text: str, lang: str, feats: dict[str, float],
+            rules: Sequence[tuple[str, Sequence[str]]] | None) -> Intent:
+    """The model's intent, agreed with the keyword rules when they fire: a rule hit counts as
+    half the evidence, so a clear keyword wins unless the model is sure of something else."""
+    model = load_model("intent", lang)
+    ruled = rule_intent(text, rules) if rules else None
+    if model is None:
+        return ruled or NO_INTENT
+    p = model.probabilities(feats)
+    if ruled is not None and ruled.name in p:
+        p = {name: 0.5 * value + (0.5 if name == ruled.name else 0.0) for name, value in p.items()}
+    name = max(p, key=p.get)
+    return Intent(name, round(p[name], 3), ruled.keyword if ruled and ruled.name == name else None)
+
+
+def analyze(text: str | bytes | None, lang: str | None = None, k: int = 5,
+            intent_rules: Sequence[tuple[str, Sequence[str]]] | None = None) -> Analysis:
+    """Language, tokens, keywords, sentiment and intent of ``text``."""
+    clean = clean_input(text)
+    if not any(ch.isalnum() for ch in clean) and not any(ord(ch) > 0x2600 for ch in clean):
+        return Analysis(lang or "zh", (), (), NEUTRAL, NO_INTENT)
+    try:
+        lang = lang if lang in ("zh", "en") else tok.language(clean)
+        tokens, feats = featurize(clean, lang)
+        return Analysis(lang, tuple(tokens), tuple(keywords(clean, k, tokens) if k else ()),
+                        _sentiment(clean, lang, feats),
+                        _intent(clean, lang, feats, intent_rules))
+    except Exception:  # noqa: BLE001 - analysis must never break a caller; log and answer neutral
+        log.exception("nlp: could not analyze a text of %d characters", len(clean))
+        return Analysis(lang or "zh", (), (), NEUTRAL, NO_INTENT)
+
+
+def sentiment(text: str | bytes | None, lang: str | None = None) -> Sentiment:
+    return analyze(text, lang, k=0).sentiment
+
+
+def intent(text: str | bytes | None, lang: str | None = None,
+           rules: Sequence[tuple[str, Sequence[str]]] | None = None) -> Intent:
+    return analyze(text, lang, k=0, intent_rules=rules).intent

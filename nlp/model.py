@@ -1,0 +1,106 @@
+"""Features and a small linear (softmax) model whose inference is plain Python.
+
+Training uses scikit-learn (``nlp.train``); the weights are exported to JSON under
+``nlp/models/`` and scored here with dictionary lookups, which is many times faster per text than
+calling scikit-learn, and needs no scikit-learn at run time.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+
+from nlp.text import normalize
+
+MODELS = Path(__file__).with_name("models")
+NEGATIONS_ZH = ("不", "没", "别", "无", "未", "非", "毫无", "并不", "一点也不")
+NEGATIONS_EN = frozenset({"not", "no", "never", "dont", "don't", "didn't", "didnt", "isn't", "isnt", "wasn't",
+                          "can't", "cant", "won't", "nothing", "nobody"})
+# Markers of sarcasm and complaint-by-politeness that flip an apparently kind sentence.
+SARCASM = ("呵呵", "服了", "谢谢你们全家", "真是太好了", "好棒棒", "真行", "可真", "🙄", "🙃", "thanks for nothing",
+           "yeah right", "just great", "great, another", "love waiting", "oh great", "sure, ", "[doge]", "[微笑]")
+_QUESTION_END = re.compile(r"(吗|呢|么|\?|？)\W*$")
+
+
+def features(text: str, lang: str, tokens: list[str], vader: float | None = None) -> dict[str, float]:
+    """Sparse features of one text: characters, words, negation scope, sarcasm and question marks;
+    for English also VADER's compound score (``vader``), a lexicon that knows emoji and slang."""
+    clean = normalize(text)
+    f: dict[str, float] = {}
+    if vader is not None:
+        f["vader+" if vader >= 0 else "vader-"] = abs(vader)
+    if lang == "zh":
+        chars = [ch for ch in clean if not ch.isspace()]
+        for i, ch in enumerate(chars):
+            f["c:" + ch] = 1.0
+            if i:
+                f["b:" + chars[i - 1] + ch] = 1.0
+        for i, token in enumerate(tokens):
+            f["w:" + token] = 1.0
+            if token in NEGATIONS_ZH and i + 1 < len(tokens):
+                f["n:" + tokens[i + 1]] = 1.0
+    else:
+        negated = 0
+        for i, token in enumerate(tokens):
+            f[("not:" if negated else "w:") + token] = 1.0
+            if i:
+                f["b:" + tokens[i - 1] + " " + token] = 1.0
+            negated = 3 if token in NEGATIONS_EN else max(negated - 1, 0)
+    for marker in SARCASM:
+        if marker in clean:
+            f["sarcasm"] = 1.0
+            f["s:" + marker] = 1.0
+    if _QUESTION_END.search(clean):
+        f["question"] = 1.0
+    bangs = clean.count("!") + clean.count("！")
+    if bangs:
+        f["bang"] = min(bangs, 3) / 3
+    f["len:" + str(min(len(clean) // 10, 8))] = 1.0
+    return f
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """Softmax over classes of (intercept + sum of feature value x weight)."""
+
+    classes: tuple[str, ...]
+    intercept: tuple[float, ...]
+    weights: Mapping[str, tuple[float, ...]]
+
+    def probabilities(self, feats: Mapping[str, float]) -> dict[str, float]:
+        scores = list(self.intercept)
+        for name, value in feats.items():
+            row = self.weights.get(name)
+            if row is not None:
+                for i, w in enumerate(row):
+                    scores[i] += w * value
+        top = max(scores)
+        exps = [math.exp(s - top) for s in scores]
+        total = sum(exps)
+        return {c: e / total for c, e in zip(self.classes, exps)}
+
+    def to_json(self) -> dict:
+        return {"classes": list(self.classes), "intercept": [round(v, 6) for v in self.intercept],
+                "weights": {k: [round(w, 5) for w in row] for k, row in sorted(self.weights.items())}}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> LinearModel:
+        return cls(tuple(data["classes"]), tuple(data["intercept"]),
+                   {k: tuple(v) for k, v in data["weights"].items()})
+
+
+def model_path(task: str, lang: str) -> Path:
+    return MODELS / f"{lang}_{task}.json"
+
+
+@lru_cache(maxsize=None)
+def load_model(task: str, lang: str) -> LinearModel | None:
+    """The trained model for ``task`` ('sentiment' | 'intent') and ``lang``, or None if not trained."""
+    path = model_path(task, lang)
+    if not path.exists():
+        return None
+    return LinearModel.from_json(json.loads(path.read_text(encoding="utf-8")))
