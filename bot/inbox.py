@@ -21,12 +21,6 @@ def receive(msg: InboundMessage, new_uow: Callable[[], UnitOfWork], router: Rout
     gets the same reply back) or neither. A retry racing the first attempt loses on the unique
     dedupe key, rolls back, and answers from what the first attempt stored.
     """
-    # Two messages of one customer are answered in order: the second waits for the first's state.
-    with router.states.serialized(f"{msg.channel}:{msg.account}:{msg.external_user_id}"):
-        return _receive(msg, new_uow, router)
-
-
-def _receive(msg: InboundMessage, new_uow: Callable[[], UnitOfWork], router: Router) -> str:
     for attempt in (1, 2, 3):
         with new_uow() as uow:
             try:

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -39,21 +38,3 @@ class ConversationStates:
                 self.redis.delete(self.key(conversation_id))
         except RedisError as exc:
             log.warning("conversation %s: state not saved (%s)", conversation_id, exc)
-
-    @contextmanager
-    def serialized(self, key: str, wait: float = 3.0) -> Iterator[None]:
-        """Hold a short Redis lock for ``key`` (one customer); without Redis, go on unlocked."""
-        try:
-            lock = self.redis.lock(f"crmbot:lock:customer:{key}", timeout=10, blocking_timeout=wait)
-            held = lock.acquire()
-        except RedisError as exc:
-            log.warning("customer lock unavailable, answering unlocked (%s)", exc)
-            lock, held = None, False
-        try:
-            yield
-        finally:
-            if held:
-                try:
-                    lock.release()
-                except RedisError:
-                    pass  # it expires on its own

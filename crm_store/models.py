@@ -40,7 +40,6 @@ class ChannelIdentity(Base):
     subscribed: Mapped[bool] = mapped_column(Boolean, default=False)
     subscribe_scene: Mapped[str | None] = mapped_column(String(64))  # QR scene of a subscribe-by-scan
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     customer: Mapped[Customer] = relationship(back_populates="identities")
 
 

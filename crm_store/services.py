@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from channels import base
@@ -36,65 +36,84 @@ def scoped_dedupe_key(msg: InboundMessage) -> str:
     return f"{msg.channel}:{msg.account}:{msg.dedupe_key}"
 
 
+def _insert(uow: UnitOfWork, model: type):  # type: ignore[no-untyped-def]
+    """An INSERT that knows ON CONFLICT, for the store's dialect (SQLite or PostgreSQL)."""
+    dialect = postgresql if uow.connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)
+
+
 def find_recorded(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound | None:
     """The stored copy of ``msg`` and its passive reply, if this message was seen before."""
-    existing = uow.messages.by_dedupe_key(scoped_dedupe_key(msg))
+    existing = uow.connection.execute(select(Message.id, Message.conversation_id, Message.customer_id).where(
+        Message.dedupe_key == scoped_dedupe_key(msg))).first()
     if existing is None:
         return None
-    reply = uow.messages.reply_to(existing.id)
-    return RecordedInbound(existing.id, existing.conversation_id, existing.customer_id, True,
-                           reply.text if reply is not None else None)
+    reply = uow.connection.scalar(select(Message.text).where(Message.reply_to_id == existing.id)
+                                  .order_by(Message.id).limit(1))
+    return RecordedInbound(existing.id, existing.conversation_id, existing.customer_id, True, reply)
 
 
 def record_inbound(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound:
     """Store ``msg`` once: the customer and identity on first contact, the open conversation,
     the message. A retry of a stored message returns the stored one (``duplicate=True``).
-    A concurrent retry that races past the lookup fails on the unique dedupe key at flush
-    (``sqlalchemy.exc.IntegrityError``); the caller rolls back and looks again.
+
+    This is the webhook's hot path, so it is written in SQLAlchemy Core: one read, one insert
+    and one update for a known customer. The read locks the customer's identity row until the
+    transaction ends (FOR UPDATE on PostgreSQL; SQLite's write lock does the same), so two
+    messages of one customer are handled one after the other. Two first messages of a new
+    customer race on the identity's unique key (``IntegrityError``); the caller retries.
     """
-    found = find_recorded(msg, uow)
-    if found is not None:
-        return found
-    now = utcnow()
-    identity = uow.identities.find(msg.channel, msg.account, msg.external_user_id)
-    if identity is None:
-        customer = uow.customers.add(Customer())
-        identity = uow.identities.add(ChannelIdentity(
-            customer=customer, channel=msg.channel, account=msg.account, external_id=msg.external_user_id))
-        uow.flush()
-    identity.last_seen_at = now
-    if msg.kind == base.SUBSCRIBE:
-        identity.subscribed = True
-        identity.subscribe_scene = msg.attributes.get("scene") or identity.subscribe_scene
-    elif msg.kind == base.UNSUBSCRIBE:
-        identity.subscribed = False
-    conversation = uow.conversations.open_for(identity.id)
-    if conversation is None:
-        conversation = uow.conversations.add(Conversation(
-            customer_id=identity.customer_id, identity_id=identity.id, channel=msg.channel, account=msg.account))
-        uow.flush()
-    conversation.last_message_at = now
-    message = uow.messages.add(Message(
-        conversation_id=conversation.id, customer_id=identity.customer_id, direction="in", kind=msg.kind,
-        text=msg.text, attributes=dict(msg.attributes), raw=msg.raw, external_id=msg.external_message_id,
-        dedupe_key=scoped_dedupe_key(msg), author="customer", sent_at=msg.sent_at))
-    uow.flush()
-    return RecordedInbound(message.id, conversation.id, identity.customer_id, False)
+    db, now = uow.connection, utcnow()
+    found = db.execute(
+        select(ChannelIdentity.id, ChannelIdentity.customer_id, Conversation.id.label("conversation_id"))
+        .outerjoin(Conversation, (Conversation.identity_id == ChannelIdentity.id) & (Conversation.status == "open"))
+        .where(ChannelIdentity.channel == msg.channel, ChannelIdentity.account == msg.account,
+               ChannelIdentity.external_id == msg.external_user_id)
+        .order_by(Conversation.id.desc()).limit(1).with_for_update(of=ChannelIdentity)).first()
+    if found is None:
+        customer_id = db.scalar(insert(Customer).values(created_at=now).returning(Customer.id))
+        identity_id = db.scalar(insert(ChannelIdentity).values(
+            customer_id=customer_id, channel=msg.channel, account=msg.account, external_id=msg.external_user_id,
+            subscribed=False, created_at=now).returning(ChannelIdentity.id))
+        conversation_id = None
+    else:
+        identity_id, customer_id, conversation_id = found
+    if conversation_id is None:
+        conversation_id = db.scalar(insert(Conversation).values(
+            customer_id=customer_id, identity_id=identity_id, channel=msg.channel, account=msg.account,
+            status="open", opened_at=now, last_message_at=now).returning(Conversation.id))
+    else:
+        db.execute(update(Conversation).where(Conversation.id == conversation_id).values(last_message_at=now))
+    message_id = db.scalar(_insert(uow, Message).values(
+        conversation_id=conversation_id, customer_id=customer_id, direction="in", kind=msg.kind, text=msg.text,
+        attributes=dict(msg.attributes), raw=msg.raw, external_id=msg.external_message_id,
+        dedupe_key=scoped_dedupe_key(msg), author="customer", attempts=0, sent_at=msg.sent_at, created_at=now,
+    ).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(Message.id))
+    if message_id is None:  # a retry of a message already stored
+        return find_recorded(msg, uow)  # type: ignore[return-value]
+    if msg.kind in (base.SUBSCRIBE, base.UNSUBSCRIBE):
+        values: dict = {"subscribed": msg.kind == base.SUBSCRIBE}
+        if msg.attributes.get("scene"):
+            values["subscribe_scene"] = msg.attributes["scene"]
+        db.execute(update(ChannelIdentity).where(ChannelIdentity.id == identity_id).values(**values))
+    return RecordedInbound(message_id, conversation_id, customer_id, False)
 
 
 def record_outbound(conversation_id: int, text: str, uow: UnitOfWork, *, reply_to: int | None = None,
-                    delivery: str = models.QUEUED, author: str = "bot") -> Message:
-    """Store a message to the customer. ``PASSIVE`` = answered in the webhook response;
-    ``QUEUED`` = waits for the send job (the row itself is the durable outbox)."""
-    conversation = uow.conversations.get(conversation_id)
-    if conversation is None:
+                    delivery: str = models.QUEUED, author: str = "bot") -> int:
+    """Store a message to the customer and return its id. ``PASSIVE`` = answered in the webhook
+    response (the inbound it answers already touched the conversation); ``QUEUED`` = waits for
+    the send job (the row itself is the durable outbox)."""
+    db, now = uow.connection, utcnow()
+    customer_id = db.scalar(select(Conversation.customer_id).where(Conversation.id == conversation_id))
+    if customer_id is None:
         raise LookupError(f"conversation {conversation_id} does not exist")
-    conversation.last_message_at = utcnow()
-    message = uow.messages.add(Message(
-        conversation_id=conversation_id, customer_id=conversation.customer_id, direction="out", kind=base.TEXT,
-        text=text, reply_to_id=reply_to, author=author, delivery=delivery))
-    uow.flush()
-    return message
+    if delivery != models.PASSIVE:
+        db.execute(update(Conversation).where(Conversation.id == conversation_id).values(last_message_at=now))
+    return db.scalar(insert(Message).values(
+        conversation_id=conversation_id, customer_id=customer_id, direction="out", kind=base.TEXT, text=text,
+        attributes={}, raw="", reply_to_id=reply_to, author=author, delivery=delivery, attempts=0, sent_at=now,
+        created_at=now).returning(Message.id))
 
 
 def next_reference(prefix: str, uow: UnitOfWork, digits: int = 4) -> str:
@@ -104,8 +123,7 @@ def next_reference(prefix: str, uow: UnitOfWork, digits: int = 4) -> str:
     hand out the same number (the row lock lasts until the transaction commits).
     """
     key = f"{prefix}{utcnow().astimezone(SHANGHAI):%Y%m%d}"
-    dialect = postgresql if uow.session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(models.ReferenceCounter).values(prefix_day=key, last=1)
+    statement = _insert(uow, models.ReferenceCounter).values(prefix_day=key, last=1)
     statement = statement.on_conflict_do_update(index_elements=["prefix_day"],
                                                 set_={"last": models.ReferenceCounter.last + 1})
     uow.session.execute(statement)
@@ -126,11 +144,11 @@ def open_ticket(customer_id: int, conversation_id: int | None, uow: UnitOfWork, 
     return ticket
 
 
-def open_handoff(conversation_id: int, uow: UnitOfWork) -> models.Ticket | None:
-    """The hand-off ticket an agent has (or will) take over this conversation with, if any."""
-    return uow.session.scalar(select(models.Ticket).filter(
+def has_open_handoff(conversation_id: int, uow: UnitOfWork) -> bool:
+    """Whether an agent has (or is about to) take over this conversation."""
+    return uow.connection.scalar(select(models.Ticket.id).where(
         models.Ticket.conversation_id == conversation_id, models.Ticket.source == "handoff",
-        models.Ticket.status.in_((models.OPEN, models.CLAIMED))).limit(1))
+        models.Ticket.status.in_((models.OPEN, models.CLAIMED))).limit(1)) is not None
 
 
 def claim_ticket(ticket_id: int, agent: str, uow: UnitOfWork) -> models.Ticket:

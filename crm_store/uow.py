@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_store.models import ChannelIdentity, Conversation, Customer, Message
@@ -80,6 +80,11 @@ class UnitOfWork:
     def __exit__(self, *exc_info: object) -> None:
         # close() rolls back what was not committed; unlike rollback() it leaves loaded rows readable.
         self.session.close()
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, for Core statements on hot paths (no ORM bookkeeping)."""
+        return self.session.connection()
 
     def flush(self) -> None:
         self.session.flush()

@@ -42,7 +42,7 @@ def queue_reply(rt: Runtime, conversation_id: int, text: str, author: str = "bot
     queues it once Redis is back.
     """
     with rt.uow() as uow:
-        message_id = services.record_outbound(conversation_id, text, uow, author=author).id
+        message_id = services.record_outbound(conversation_id, text, uow, author=author)
         uow.commit()
     try:
         enqueue_send(rt.redis, message_id)

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 
-from bot.state import ConversationStates
+from bot.inbox import receive
+from channels import base
+from channels.base import InboundMessage
 from crm_store import membership, services
 from crm_store.membership import Level, PointsError
 from crm_store.models import Customer, Member
@@ -82,20 +85,30 @@ def test_references_are_unique_under_concurrency(runtime) -> None:
     assert len(references) == 20 and len(set(references)) == 20
 
 
-def test_messages_of_one_customer_are_serialized(redis) -> None:
-    states = ConversationStates(redis, ttl=60)
+def test_messages_of_one_customer_are_answered_in_order(runtime) -> None:
+    """The second message waits until the first is answered and committed (its state saved)."""
     order: list[str] = []
+    router = runtime.router
+    real_answer = router.answer
 
-    def first() -> None:
-        with states.serialized("wechat:gh:oUser"):
-            order.append("first-in")
-            time.sleep(0.3)
-            order.append("first-out")
+    def slow_answer(msg, *args):  # type: ignore[no-untyped-def]
+        order.append(f"{msg.text}-start")
+        if msg.text == "first":
+            time.sleep(0.4)
+        reply = real_answer(msg, *args)
+        order.append(f"{msg.text}-end")
+        return reply
 
-    thread = threading.Thread(target=first)
-    thread.start()
-    time.sleep(0.05)
-    with states.serialized("wechat:gh:oUser"):
-        order.append("second")
-    thread.join(timeout=5)
-    assert order == ["first-in", "first-out", "second"]
+    router.answer = slow_answer  # type: ignore[method-assign]
+
+    def message(text: str, n: int) -> InboundMessage:
+        return InboundMessage("wechat", "gh", "oSameUser", f"msg:{n}", base.TEXT, datetime.now(timezone.utc), text)
+
+    receive(message("warm-up", 0), runtime.uow, router)  # the customer exists: no insert race
+    order.clear()
+    first = threading.Thread(target=receive, args=(message("first", 1), runtime.uow, router))
+    first.start()
+    time.sleep(0.1)
+    receive(message("second", 2), runtime.uow, router)
+    first.join(timeout=10)
+    assert order == ["first-start", "first-end", "second-start", "second-end"]

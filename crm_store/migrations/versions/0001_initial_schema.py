@@ -30,7 +30,6 @@ def upgrade() -> None:
     sa.Column('subscribed', sa.Boolean(), nullable=False),
     sa.Column('subscribe_scene', sa.String(length=64), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('channel', 'account', 'external_id', name='uq_identity_channel_account_external')
