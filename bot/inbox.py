@@ -6,7 +6,7 @@ from typing import Callable
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.router import Router
+from bot.router import HandlerFailed, Router
 from channels.base import InboundMessage
 from crm_store import models, services
 from crm_store.uow import UnitOfWork
@@ -21,18 +21,24 @@ def receive(msg: InboundMessage, new_uow: Callable[[], UnitOfWork], router: Rout
     gets the same reply back) or neither. A retry racing the first attempt loses on the unique
     dedupe key, rolls back, and answers from what the first attempt stored.
     """
+    route = True
     for attempt in (1, 2, 3):
         with new_uow() as uow:
             try:
                 recorded = services.record_inbound(msg, uow)
                 if recorded.duplicate:
                     return recorded.stored_reply or ""
-                reply = router.answer(msg, recorded.conversation_id, recorded.customer_id, uow)
+                reply = router.answer(msg, recorded.conversation_id, recorded.customer_id, uow) if route \
+                    else router.content.say("busy")
                 if reply:
-                    services.record_outbound(recorded.conversation_id, reply, uow,
-                                             reply_to=recorded.message_id, delivery=models.PASSIVE)
+                    services.record_outbound(recorded.conversation_id, reply, uow, reply_to=recorded.message_id,
+                                             delivery=models.PASSIVE, customer_id=recorded.customer_id)
                 uow.commit()
                 return reply
+            except HandlerFailed:
+                # Undo what the broken handler wrote; record the message again with the polite answer.
+                uow.rollback()
+                route = False
             except IntegrityError:
                 # Another process stored this message (or this customer) first; look again.
                 log.info("%s %s: lost a race on attempt %d, retrying", msg.channel, msg.dedupe_key, attempt)

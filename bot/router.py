@@ -65,6 +65,14 @@ def understand(msg: InboundMessage, content: BotContent) -> tuple[str, Intent | 
     return text, rule_intent(text, content.rules.intents), sentiment(text)
 
 
+class HandlerFailed(Exception):
+    """A handler broke. What it half-wrote must be undone; ``reply`` is the polite answer."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
 class Router:
     """Answers one inbound message from rules and the conversation's state."""
 
@@ -82,15 +90,11 @@ class Router:
         ctx = Context(conversation_id, customer_id, self.content, uow, self.codes, text, intent, mood,
                       dict(loaded), self.clock())
         notice = self._expire_flow(ctx)
-        savepoint = uow.savepoint()
         try:
             reply = next((h.handle(msg, ctx) for h in self.handlers if h.matches(msg, ctx)), "")
-            savepoint.commit()
-        except Exception:  # noqa: BLE001 - one broken rule must not leave the customer unanswered
-            # The message stays recorded; whatever the handler half-wrote is undone.
-            savepoint.rollback()
+        except Exception as exc:  # noqa: BLE001 - one broken rule must not leave the customer unanswered
             log.exception("conversation %s: handler failed, answering with the fallback", conversation_id)
-            return self.content.say("busy")
+            raise HandlerFailed(self.content.say("busy")) from exc
         if ctx.state != loaded:  # most messages change nothing: save the Redis round trip
             self.states.save(conversation_id, ctx.state)
         return "\n".join(part for part in (notice, reply) if part)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from channels import base
@@ -42,14 +42,48 @@ def _insert(uow: UnitOfWork, model: type):  # type: ignore[no-untyped-def]
     return dialect.insert(model)
 
 
+# The hot path's statements, built once on the tables with bound parameters: SQLAlchemy then
+# compiles each once per process instead of rebuilding and re-keying it for every message.
+_identities, _conversations = ChannelIdentity.__table__, Conversation.__table__
+_messages, _customers, _tickets = Message.__table__, Customer.__table__, models.Ticket.__table__
+FIND_IDENTITY = (
+    select(_identities.c.id, _identities.c.customer_id, _conversations.c.id.label("conversation_id"))
+    .select_from(_identities.outerjoin(_conversations, (_conversations.c.identity_id == _identities.c.id)
+                                       & (_conversations.c.status == "open")))
+    .where(_identities.c.channel == bindparam("channel"), _identities.c.account == bindparam("account"),
+           _identities.c.external_id == bindparam("external_id"))
+    .order_by(_conversations.c.id.desc()).limit(1).with_for_update(of=_identities))
+INSERT_CUSTOMER = insert(_customers).returning(_customers.c.id)
+INSERT_IDENTITY = insert(_identities).returning(_identities.c.id)
+INSERT_CONVERSATION = insert(_conversations).returning(_conversations.c.id)
+TOUCH_CONVERSATION = (update(_conversations).where(_conversations.c.id == bindparam("conversation_id"))
+                      .values(last_message_at=bindparam("now")))
+CONVERSATION_CUSTOMER = select(_conversations.c.customer_id).where(_conversations.c.id == bindparam("id"))
+INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
+_NEW_MESSAGE_COLUMNS = ("conversation_id", "customer_id", "direction", "kind", "text", "attributes", "raw",
+                        "external_id", "dedupe_key", "author", "attempts", "sent_at", "created_at")
+# Written as SQL because SQLAlchemy does not cache ON CONFLICT statements; this one reads the same
+# on SQLite (3.35+) and PostgreSQL. Typed parameters keep JSON and timestamps stored as elsewhere.
+INSERT_NEW_MESSAGE = text(
+    f"INSERT INTO messages ({', '.join(_NEW_MESSAGE_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _NEW_MESSAGE_COLUMNS)}) "
+    "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
+).bindparams(*(bindparam(c, type_=_messages.c[c].type) for c in _NEW_MESSAGE_COLUMNS))
+FIND_MESSAGE = select(_messages.c.id, _messages.c.conversation_id, _messages.c.customer_id).where(
+    _messages.c.dedupe_key == bindparam("key"))
+FIND_REPLY = select(_messages.c.text).where(_messages.c.reply_to_id == bindparam("id")).order_by(
+    _messages.c.id).limit(1)
+OPEN_HANDOFF = select(_tickets.c.id).where(
+    _tickets.c.conversation_id == bindparam("conversation_id"), _tickets.c.source == "handoff",
+    _tickets.c.status.in_((models.OPEN, models.CLAIMED))).limit(1)
+
+
 def find_recorded(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound | None:
     """The stored copy of ``msg`` and its passive reply, if this message was seen before."""
-    existing = uow.connection.execute(select(Message.id, Message.conversation_id, Message.customer_id).where(
-        Message.dedupe_key == scoped_dedupe_key(msg))).first()
+    existing = uow.connection.execute(FIND_MESSAGE, {"key": scoped_dedupe_key(msg)}).first()
     if existing is None:
         return None
-    reply = uow.connection.scalar(select(Message.text).where(Message.reply_to_id == existing.id)
-                                  .order_by(Message.id).limit(1))
+    reply = uow.connection.scalar(FIND_REPLY, {"id": existing.id})
     return RecordedInbound(existing.id, existing.conversation_id, existing.customer_id, True, reply)
 
 
@@ -64,56 +98,53 @@ def record_inbound(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound:
     customer race on the identity's unique key (``IntegrityError``); the caller retries.
     """
     db, now = uow.connection, utcnow()
-    found = db.execute(
-        select(ChannelIdentity.id, ChannelIdentity.customer_id, Conversation.id.label("conversation_id"))
-        .outerjoin(Conversation, (Conversation.identity_id == ChannelIdentity.id) & (Conversation.status == "open"))
-        .where(ChannelIdentity.channel == msg.channel, ChannelIdentity.account == msg.account,
-               ChannelIdentity.external_id == msg.external_user_id)
-        .order_by(Conversation.id.desc()).limit(1).with_for_update(of=ChannelIdentity)).first()
+    found = db.execute(FIND_IDENTITY, {"channel": msg.channel, "account": msg.account,
+                                       "external_id": msg.external_user_id}).first()
     if found is None:
-        customer_id = db.scalar(insert(Customer).values(created_at=now).returning(Customer.id))
-        identity_id = db.scalar(insert(ChannelIdentity).values(
-            customer_id=customer_id, channel=msg.channel, account=msg.account, external_id=msg.external_user_id,
-            subscribed=False, created_at=now).returning(ChannelIdentity.id))
+        customer_id = db.scalar(INSERT_CUSTOMER, {"created_at": now})
+        identity_id = db.scalar(INSERT_IDENTITY, {
+            "customer_id": customer_id, "channel": msg.channel, "account": msg.account,
+            "external_id": msg.external_user_id, "subscribed": False, "created_at": now})
         conversation_id = None
     else:
         identity_id, customer_id, conversation_id = found
     if conversation_id is None:
-        conversation_id = db.scalar(insert(Conversation).values(
-            customer_id=customer_id, identity_id=identity_id, channel=msg.channel, account=msg.account,
-            status="open", opened_at=now, last_message_at=now).returning(Conversation.id))
+        conversation_id = db.scalar(INSERT_CONVERSATION, {
+            "customer_id": customer_id, "identity_id": identity_id, "channel": msg.channel, "account": msg.account,
+            "status": "open", "opened_at": now, "last_message_at": now})
     else:
-        db.execute(update(Conversation).where(Conversation.id == conversation_id).values(last_message_at=now))
-    message_id = db.scalar(_insert(uow, Message).values(
-        conversation_id=conversation_id, customer_id=customer_id, direction="in", kind=msg.kind, text=msg.text,
-        attributes=dict(msg.attributes), raw=msg.raw, external_id=msg.external_message_id,
-        dedupe_key=scoped_dedupe_key(msg), author="customer", attempts=0, sent_at=msg.sent_at, created_at=now,
-    ).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(Message.id))
+        db.execute(TOUCH_CONVERSATION, {"conversation_id": conversation_id, "now": now})
+    message_id = db.scalar(INSERT_NEW_MESSAGE, {
+        "conversation_id": conversation_id, "customer_id": customer_id, "direction": "in", "kind": msg.kind,
+        "text": msg.text, "attributes": dict(msg.attributes), "raw": msg.raw, "external_id": msg.external_message_id,
+        "dedupe_key": scoped_dedupe_key(msg), "author": "customer", "attempts": 0, "sent_at": msg.sent_at,
+        "created_at": now})
     if message_id is None:  # a retry of a message already stored
         return find_recorded(msg, uow)  # type: ignore[return-value]
     if msg.kind in (base.SUBSCRIBE, base.UNSUBSCRIBE):
         values: dict = {"subscribed": msg.kind == base.SUBSCRIBE}
         if msg.attributes.get("scene"):
             values["subscribe_scene"] = msg.attributes["scene"]
-        db.execute(update(ChannelIdentity).where(ChannelIdentity.id == identity_id).values(**values))
+        db.execute(update(_identities).where(_identities.c.id == identity_id).values(**values))
     return RecordedInbound(message_id, conversation_id, customer_id, False)
 
 
 def record_outbound(conversation_id: int, text: str, uow: UnitOfWork, *, reply_to: int | None = None,
-                    delivery: str = models.QUEUED, author: str = "bot") -> int:
+                    delivery: str = models.QUEUED, author: str = "bot", customer_id: int | None = None) -> int:
     """Store a message to the customer and return its id. ``PASSIVE`` = answered in the webhook
     response (the inbound it answers already touched the conversation); ``QUEUED`` = waits for
-    the send job (the row itself is the durable outbox)."""
+    the send job (the row itself is the durable outbox). ``customer_id`` saves a read when known."""
     db, now = uow.connection, utcnow()
-    customer_id = db.scalar(select(Conversation.customer_id).where(Conversation.id == conversation_id))
     if customer_id is None:
-        raise LookupError(f"conversation {conversation_id} does not exist")
+        customer_id = db.scalar(CONVERSATION_CUSTOMER, {"id": conversation_id})
+        if customer_id is None:
+            raise LookupError(f"conversation {conversation_id} does not exist")
     if delivery != models.PASSIVE:
-        db.execute(update(Conversation).where(Conversation.id == conversation_id).values(last_message_at=now))
-    return db.scalar(insert(Message).values(
-        conversation_id=conversation_id, customer_id=customer_id, direction="out", kind=base.TEXT, text=text,
-        attributes={}, raw="", reply_to_id=reply_to, author=author, delivery=delivery, attempts=0, sent_at=now,
-        created_at=now).returning(Message.id))
+        db.execute(TOUCH_CONVERSATION, {"conversation_id": conversation_id, "now": now})
+    return db.scalar(INSERT_MESSAGE, {
+        "conversation_id": conversation_id, "customer_id": customer_id, "direction": "out", "kind": base.TEXT,
+        "text": text, "attributes": {}, "raw": "", "reply_to_id": reply_to, "author": author, "delivery": delivery,
+        "attempts": 0, "sent_at": now, "created_at": now})
 
 
 def next_reference(prefix: str, uow: UnitOfWork, digits: int = 4) -> str:
@@ -146,9 +177,7 @@ def open_ticket(customer_id: int, conversation_id: int | None, uow: UnitOfWork, 
 
 def has_open_handoff(conversation_id: int, uow: UnitOfWork) -> bool:
     """Whether an agent has (or is about to) take over this conversation."""
-    return uow.connection.scalar(select(models.Ticket.id).where(
-        models.Ticket.conversation_id == conversation_id, models.Ticket.source == "handoff",
-        models.Ticket.status.in_((models.OPEN, models.CLAIMED))).limit(1)) is not None
+    return uow.connection.scalar(OPEN_HANDOFF, {"conversation_id": conversation_id}) is not None
 
 
 def claim_ticket(ticket_id: int, agent: str, uow: UnitOfWork) -> models.Ticket:

@@ -71,6 +71,7 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         self.session = self.session_factory()
+        self._connection: Connection | None = None
         self.customers = CustomerRepository(self.session)
         self.identities = IdentityRepository(self.session)
         self.conversations = ConversationRepository(self.session)
@@ -84,17 +85,17 @@ class UnitOfWork:
     @property
     def connection(self) -> Connection:
         """The transaction's connection, for Core statements on hot paths (no ORM bookkeeping)."""
-        return self.session.connection()
+        if self._connection is None:
+            self._connection = self.session.connection()
+        return self._connection
 
     def flush(self) -> None:
         self.session.flush()
 
-    def savepoint(self):  # type: ignore[no-untyped-def]
-        """A nested transaction: ``.rollback()`` undoes only what happened after it."""
-        return self.session.begin_nested()
-
     def commit(self) -> None:
         self.session.commit()
+        self._connection = None  # the next statement starts a new transaction
 
     def rollback(self) -> None:
         self.session.rollback()
+        self._connection = None
