@@ -27,9 +27,10 @@ from bot.state import ConversationStates
 from channels import base
 from channels.base import InboundMessage
 from config.content import load_content
-from crm_store.db import make_engine, make_session_factory
+from crm_store.db import make_engine
 from crm_store.migrate import upgrade
 from crm_store.models import ChannelIdentity, Conversation, Customer
+from crm_store.services import RecordedInbound
 from crm_store.uow import UnitOfWork
 
 # A realistic mix: FAQ, member questions before binding, a lead flow walked through, misses, cancels.
@@ -66,10 +67,10 @@ def main() -> None:
 def run(args: argparse.Namespace, tmp: Path, redis) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp / 'bench.db'}"
     upgrade(url)
-    factory = make_session_factory(make_engine(url))
+    engine = make_engine(url)
     content = load_content()
     conversations = []
-    with UnitOfWork(factory) as uow:
+    with UnitOfWork(engine) as uow:
         for n in range(args.conversations):
             customer = uow.customers.add(Customer())
             uow.flush()
@@ -94,8 +95,8 @@ def run(args: argparse.Namespace, tmp: Path, redis) -> None:  # type: ignore[no-
     def through(router: Router):  # type: ignore[no-untyped-def]
         def one(n: int) -> None:
             msg, conversation_id, customer_id = messages[n]
-            with UnitOfWork(factory) as uow:  # rolled back on exit: only the router is measured
-                router.answer(msg, conversation_id, customer_id, uow)
+            with UnitOfWork(engine) as uow:  # rolled back on exit: only the router is measured
+                router.answer(msg, RecordedInbound(0, conversation_id, customer_id, False), uow)
         return one
 
     def redis_only(n: int) -> None:

@@ -19,7 +19,7 @@ class AgentOwned:
     reads it in the console and answers."""
 
     def matches(self, msg: InboundMessage, ctx: Context) -> bool:
-        return msg.kind != base.SUBSCRIBE and services.has_open_handoff(ctx.conversation_id, ctx.uow)
+        return msg.kind != base.SUBSCRIBE and ctx.agent_owned
 
     def handle(self, msg: InboundMessage, ctx: Context) -> str:
         return ""

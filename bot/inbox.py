@@ -28,7 +28,7 @@ def receive(msg: InboundMessage, new_uow: Callable[[], UnitOfWork], router: Rout
                 recorded = services.record_inbound(msg, uow)
                 if recorded.duplicate:
                     return recorded.stored_reply or ""
-                reply = router.answer(msg, recorded.conversation_id, recorded.customer_id, uow) if route \
+                reply = router.answer(msg, recorded, uow) if route \
                     else router.content.say("busy")
                 if reply:
                     services.record_outbound(recorded.conversation_id, reply, uow, reply_to=recorded.message_id,

@@ -17,6 +17,7 @@ from bot.state import ConversationStates
 from channels import base
 from channels.base import InboundMessage
 from config.content import BotContent
+from crm_store.services import RecordedInbound
 from crm_store.uow import UnitOfWork
 from nlp.intent import Intent, rule_intent
 from nlp.sentiment import Sentiment, lexicon_sentiment as sentiment
@@ -31,6 +32,7 @@ class Context:
 
     conversation_id: int
     customer_id: int
+    agent_owned: bool
     content: BotContent
     uow: UnitOfWork
     codes: OneTimeCodes
@@ -84,11 +86,12 @@ class Router:
         self.codes = codes
         self.clock = clock
 
-    def answer(self, msg: InboundMessage, conversation_id: int, customer_id: int, uow: UnitOfWork) -> str:
+    def answer(self, msg: InboundMessage, recorded: RecordedInbound, uow: UnitOfWork) -> str:
+        conversation_id = recorded.conversation_id
         loaded = self.states.load(conversation_id)
         text, intent, mood = understand(msg, self.content)
-        ctx = Context(conversation_id, customer_id, self.content, uow, self.codes, text, intent, mood,
-                      dict(loaded), self.clock())
+        ctx = Context(conversation_id, recorded.customer_id, recorded.agent_owned, self.content, uow, self.codes,
+                      text, intent, mood, dict(loaded), self.clock())
         notice = self._expire_flow(ctx)
         try:
             reply = next((h.handle(msg, ctx) for h in self.handlers if h.matches(msg, ctx)), "")

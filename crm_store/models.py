@@ -54,7 +54,6 @@ class Conversation(Base):
     account: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_message_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 # Outbound delivery states. PASSIVE: returned in the webhook response; QUEUED -> SENT through the

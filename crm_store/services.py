@@ -29,6 +29,7 @@ class RecordedInbound:
     customer_id: int
     duplicate: bool
     stored_reply: str | None = None
+    agent_owned: bool = False  # a hand-off ticket is open: an agent, not the bot, answers
 
 
 def scoped_dedupe_key(msg: InboundMessage) -> str:
@@ -46,8 +47,12 @@ def _insert(uow: UnitOfWork, model: type):  # type: ignore[no-untyped-def]
 # compiles each once per process instead of rebuilding and re-keying it for every message.
 _identities, _conversations = ChannelIdentity.__table__, Conversation.__table__
 _messages, _customers, _tickets = Message.__table__, Customer.__table__, models.Ticket.__table__
+_AGENT_OWNED = select(_tickets.c.id).where(
+    _tickets.c.conversation_id == _conversations.c.id, _tickets.c.source == "handoff",
+    _tickets.c.status.in_((models.OPEN, models.CLAIMED))).exists()
 FIND_IDENTITY = (
-    select(_identities.c.id, _identities.c.customer_id, _conversations.c.id.label("conversation_id"))
+    select(_identities.c.id, _identities.c.customer_id, _conversations.c.id.label("conversation_id"),
+           _AGENT_OWNED.label("agent_owned"))
     .select_from(_identities.outerjoin(_conversations, (_conversations.c.identity_id == _identities.c.id)
                                        & (_conversations.c.status == "open")))
     .where(_identities.c.channel == bindparam("channel"), _identities.c.account == bindparam("account"),
@@ -56,8 +61,6 @@ FIND_IDENTITY = (
 INSERT_CUSTOMER = insert(_customers).returning(_customers.c.id)
 INSERT_IDENTITY = insert(_identities).returning(_identities.c.id)
 INSERT_CONVERSATION = insert(_conversations).returning(_conversations.c.id)
-TOUCH_CONVERSATION = (update(_conversations).where(_conversations.c.id == bindparam("conversation_id"))
-                      .values(last_message_at=bindparam("now")))
 CONVERSATION_CUSTOMER = select(_conversations.c.customer_id).where(_conversations.c.id == bindparam("id"))
 INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
 _NEW_MESSAGE_COLUMNS = ("conversation_id", "customer_id", "direction", "kind", "text", "attributes", "raw",
@@ -73,10 +76,6 @@ FIND_MESSAGE = select(_messages.c.id, _messages.c.conversation_id, _messages.c.c
     _messages.c.dedupe_key == bindparam("key"))
 FIND_REPLY = select(_messages.c.text).where(_messages.c.reply_to_id == bindparam("id")).order_by(
     _messages.c.id).limit(1)
-OPEN_HANDOFF = select(_tickets.c.id).where(
-    _tickets.c.conversation_id == bindparam("conversation_id"), _tickets.c.source == "handoff",
-    _tickets.c.status.in_((models.OPEN, models.CLAIMED))).limit(1)
-
 
 def find_recorded(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound | None:
     """The stored copy of ``msg`` and its passive reply, if this message was seen before."""
@@ -91,8 +90,8 @@ def record_inbound(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound:
     """Store ``msg`` once: the customer and identity on first contact, the open conversation,
     the message. A retry of a stored message returns the stored one (``duplicate=True``).
 
-    This is the webhook's hot path, so it is written in SQLAlchemy Core: one read, one insert
-    and one update for a known customer. The read locks the customer's identity row until the
+    This is the webhook's hot path, so it is written in SQLAlchemy Core: one read and one insert
+    for a known customer; the read also tells whether an agent owns the conversation. The read locks the customer's identity row until the
     transaction ends (FOR UPDATE on PostgreSQL; SQLite's write lock does the same), so two
     messages of one customer are handled one after the other. Two first messages of a new
     customer race on the identity's unique key (``IntegrityError``); the caller retries.
@@ -105,15 +104,13 @@ def record_inbound(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound:
         identity_id = db.scalar(INSERT_IDENTITY, {
             "customer_id": customer_id, "channel": msg.channel, "account": msg.account,
             "external_id": msg.external_user_id, "subscribed": False, "created_at": now})
-        conversation_id = None
+        conversation_id, agent_owned = None, False
     else:
-        identity_id, customer_id, conversation_id = found
+        identity_id, customer_id, conversation_id, agent_owned = found
     if conversation_id is None:
         conversation_id = db.scalar(INSERT_CONVERSATION, {
             "customer_id": customer_id, "identity_id": identity_id, "channel": msg.channel, "account": msg.account,
-            "status": "open", "opened_at": now, "last_message_at": now})
-    else:
-        db.execute(TOUCH_CONVERSATION, {"conversation_id": conversation_id, "now": now})
+            "status": "open", "opened_at": now})
     message_id = db.scalar(INSERT_NEW_MESSAGE, {
         "conversation_id": conversation_id, "customer_id": customer_id, "direction": "in", "kind": msg.kind,
         "text": msg.text, "attributes": dict(msg.attributes), "raw": msg.raw, "external_id": msg.external_message_id,
@@ -126,21 +123,19 @@ def record_inbound(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound:
         if msg.attributes.get("scene"):
             values["subscribe_scene"] = msg.attributes["scene"]
         db.execute(update(_identities).where(_identities.c.id == identity_id).values(**values))
-    return RecordedInbound(message_id, conversation_id, customer_id, False)
+    return RecordedInbound(message_id, conversation_id, customer_id, False, agent_owned=bool(agent_owned))
 
 
 def record_outbound(conversation_id: int, text: str, uow: UnitOfWork, *, reply_to: int | None = None,
                     delivery: str = models.QUEUED, author: str = "bot", customer_id: int | None = None) -> int:
     """Store a message to the customer and return its id. ``PASSIVE`` = answered in the webhook
-    response (the inbound it answers already touched the conversation); ``QUEUED`` = waits for
-    the send job (the row itself is the durable outbox). ``customer_id`` saves a read when known."""
+    response; ``QUEUED`` = waits for the send job (the row itself is the durable outbox).
+    ``customer_id`` saves a read when the caller knows it."""
     db, now = uow.connection, utcnow()
     if customer_id is None:
         customer_id = db.scalar(CONVERSATION_CUSTOMER, {"id": conversation_id})
         if customer_id is None:
             raise LookupError(f"conversation {conversation_id} does not exist")
-    if delivery != models.PASSIVE:
-        db.execute(TOUCH_CONVERSATION, {"conversation_id": conversation_id, "now": now})
     return db.scalar(INSERT_MESSAGE, {
         "conversation_id": conversation_id, "customer_id": customer_id, "direction": "out", "kind": base.TEXT,
         "text": text, "attributes": {}, "raw": "", "reply_to_id": reply_to, "author": author, "delivery": delivery,
@@ -173,11 +168,6 @@ def open_ticket(customer_id: int, conversation_id: int | None, uow: UnitOfWork, 
     uow.session.add(ticket)
     uow.flush()
     return ticket
-
-
-def has_open_handoff(conversation_id: int, uow: UnitOfWork) -> bool:
-    """Whether an agent has (or is about to) take over this conversation."""
-    return uow.connection.scalar(OPEN_HANDOFF, {"conversation_id": conversation_id}) is not None
 
 
 def claim_ticket(ticket_id: int, agent: str, uow: UnitOfWork) -> models.Ticket:

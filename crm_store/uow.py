@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.orm import Session
 
 from crm_store.models import ChannelIdentity, Conversation, Customer, Message
 
@@ -64,38 +64,76 @@ class MessageRepository(Repository):
 
 
 class UnitOfWork:
-    """``with uow: ...; uow.commit()`` - anything not committed is rolled back on exit."""
+    """``with uow: ...; uow.commit()`` - anything not committed is rolled back on exit.
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
-        self.session_factory = session_factory
+    One connection and one transaction per unit of work. Hot paths run Core statements on
+    ``connection``; the ORM session (and the repositories on it) is made only when something asks
+    for it, joined to the same transaction, so a message that needs no ORM pays nothing for it.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self.session_factory()
         self._connection: Connection | None = None
-        self.customers = CustomerRepository(self.session)
-        self.identities = IdentityRepository(self.session)
-        self.conversations = ConversationRepository(self.session)
-        self.messages = MessageRepository(self.session)
+        self._session: Session | None = None
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        # close() rolls back what was not committed; unlike rollback() it leaves loaded rows readable.
-        self.session.close()
+        self._end(commit=False)
 
     @property
     def connection(self) -> Connection:
-        """The transaction's connection, for Core statements on hot paths (no ORM bookkeeping)."""
+        """The transaction's connection (opened, and the transaction begun, on first use)."""
         if self._connection is None:
-            self._connection = self.session.connection()
+            self._connection = self.engine.connect()
         return self._connection
 
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            # Joined to the connection's transaction; only this unit of work commits it.
+            self._session = Session(bind=self.connection, expire_on_commit=False,
+                                    join_transaction_mode="rollback_only")
+        return self._session
+
+    @property
+    def customers(self) -> CustomerRepository:
+        return CustomerRepository(self.session)
+
+    @property
+    def identities(self) -> IdentityRepository:
+        return IdentityRepository(self.session)
+
+    @property
+    def conversations(self) -> ConversationRepository:
+        return ConversationRepository(self.session)
+
+    @property
+    def messages(self) -> MessageRepository:
+        return MessageRepository(self.session)
+
     def flush(self) -> None:
-        self.session.flush()
+        if self._session is not None:
+            self._session.flush()
+
+    def _end(self, commit: bool) -> None:
+        try:
+            if commit:
+                self.flush()
+                if self._connection is not None:
+                    self._connection.commit()
+        finally:
+            # close() leaves loaded rows readable (detached), unlike a rollback, which expires them.
+            if self._session is not None:
+                self._session.close()
+            if self._connection is not None:
+                self._connection.close()  # rolls back anything not committed
+            self._session = self._connection = None
 
     def commit(self) -> None:
-        self.session.commit()
-        self._connection = None  # the next statement starts a new transaction
+        """Commit; the unit of work may go on, in a new transaction."""
+        self._end(commit=True)
 
     def rollback(self) -> None:
-        self.session.rollback()
-        self._connection = None
+        self._end(commit=False)

@@ -19,7 +19,7 @@ from bot.state import ConversationStates
 from channels.wechat import WeChatSender
 from config import Settings
 from config.content import BotContent, load_content
-from crm_store.db import make_engine, make_session_factory
+from crm_store.db import make_engine
 from crm_store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -72,12 +72,8 @@ class Runtime:
     def engine(self) -> Engine:
         return make_engine(self.settings.database_url)
 
-    @cached_property
-    def session_factory(self):  # type: ignore[no-untyped-def]
-        return make_session_factory(self.engine)
-
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.session_factory)
+        return UnitOfWork(self.engine)
 
     @cached_property
     def redis(self) -> Redis:
