@@ -32,7 +32,8 @@ def features(text: str, lang: str, tokens: list[str], vader: float | None = None
     clean = normalize(text)
     f: dict[str, float] = {}
     if vader is not None:
-        f["vader+" if vader >= 0 else "vader-"] = abs(vader)
+        # Scaled up: one dense, well-calibrated signal among thousands of sparse word features.
+        f["vader+" if vader >= 0 else "vader-"] = 4 * abs(vader)
     if lang == "zh":
         chars = [ch for ch in clean if not ch.isspace()]
         for i, ch in enumerate(chars):

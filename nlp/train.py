@@ -15,7 +15,7 @@ from nlp.analysis import clean_input, featurize
 from nlp.evaluate import DATA, evaluate, load_labeled
 from nlp.model import MODELS, LinearModel, load_model, model_path
 
-C_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+C_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 def _features(row: dict) -> dict[str, float]:
