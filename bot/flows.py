@@ -106,11 +106,16 @@ BIND = Flow("member_bind", _bind_entry, {"phone": _bind_phone, "code": _bind_cod
             {"phone": "bind_ask_phone", "code": "bind_ask_code"})
 
 
+def _note_request(ctx: Context, slots: dict[str, Any]) -> None:
+    """Keep the message that started the flow and the keyword that recognized it."""
+    slots["first"] = ctx.text
+    slots["keyword"] = ctx.intent.keyword if ctx.intent else None
+
+
 # --- complaint intake -----------------------------------------------------------------------
 
 def _complaint_entry(msg: InboundMessage, ctx: Context, slots: dict[str, Any]) -> Step:
-    slots["first"] = ctx.text
-    slots["keyword"] = ctx.intent.keyword if ctx.intent else None
+    _note_request(ctx, slots)
     return Step(ctx.say("complaint_ask_order"), "order")
 
 
@@ -157,8 +162,7 @@ COMPLAINT = Flow("complaint", _complaint_entry,
 # --- lead capture ---------------------------------------------------------------------------
 
 def _lead_entry(msg: InboundMessage, ctx: Context, slots: dict[str, Any]) -> Step:
-    slots["first"] = ctx.text
-    slots["keyword"] = ctx.intent.keyword if ctx.intent else None
+    _note_request(ctx, slots)
     return Step(ctx.say("lead_ask_name"), "name")
 
 
