@@ -5,7 +5,7 @@ from bot import flows, policy
 from bot.router import Context, Handler, is_cancel
 from channels import base
 from channels.base import InboundMessage
-from crm_store import membership, services
+from crm_store import membership
 from nlp.text import find_terms
 
 # Events that need no answer: WeChat shows nothing for them, or the customer already left.

@@ -15,7 +15,6 @@ from channels.wechat_push import WeChatServer, event_xml, text_xml
 from crm_store import membership, models
 from crm_store.models import ChannelIdentity, CustomerMerge, Lead, Member, Message, Ticket
 from tests.conftest import ACCOUNT, APP_ID, TOKEN, fixture_xml
-from web.app import create_app
 from workers import actions
 
 _msg_ids = itertools.count(10_000)
