@@ -4,14 +4,32 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterable
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+@lru_cache(maxsize=1)
+def _traditional_to_simplified() -> dict[int, str]:
+    """OpenCC's character table (TSCharacters), first candidate: a one-pass str.translate, cheap
+    enough for every text. Phrase-level conversion (OpenCC's TSPhrases) is left out on purpose."""
+    import opencc
+
+    table = Path(opencc.__file__).with_name("dictionary") / "TSCharacters.txt"
+    mapping = {}
+    for line in table.read_text(encoding="utf-8").splitlines():
+        traditional, _, simplified = line.partition("\t")
+        if len(traditional) == 1 and simplified:
+            mapping[ord(traditional)] = simplified.split()[0]
+    return mapping
+
+
 def normalize(text: str) -> str:
-    """NFKC (full-width letters and digits to half-width), no control characters, lower case."""
-    return _CONTROL.sub("", unicodedata.normalize("NFKC", text)).strip().lower()
+    """NFKC (full-width letters and digits to half-width), no control characters, lower case,
+    traditional Chinese characters to simplified (臺灣 -> 台湾)."""
+    clean = _CONTROL.sub("", unicodedata.normalize("NFKC", text)).strip().lower()
+    return clean.translate(_traditional_to_simplified())
 
 
 @lru_cache(maxsize=256)

@@ -92,7 +92,10 @@ def worker(burst: bool) -> None:
 
     settings, embedded = with_embedded_redis(_settings())
     runtime = Runtime.build(settings)
-    runtime.router  # load the bot once in the parent; forked job processes inherit it
+    runtime.router  # load the bot and the NLP models once in the parent; forked jobs inherit them
+    from nlp import analysis
+
+    analysis.load(runtime.content.rules.brand_words)
     jobs.RUNTIME = runtime
     try:
         Worker([jobs.QUEUE], connection=Redis.from_url(settings.redis_url)).work(

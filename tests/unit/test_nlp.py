@@ -66,3 +66,8 @@ def test_obvious_cases() -> None:
     assert analysis.sentiment("Worst service ever, 40 minutes for a latte").label == "neg"
     assert analysis.intent("我的积分还有多少").name == "points_balance"
     assert analysis.intent("想了解一下加盟条件和费用").name == "lead"
+
+
+def test_traditional_chinese_is_simplified() -> None:
+    assert normalize("這個產品的服務態度很差") == "这个产品的服务态度很差"
+    assert analysis.sentiment("這家店的服務太差了，再也不來了").label == "neg"
