@@ -60,7 +60,7 @@ def load(brand_words: Sequence[str] = ()) -> None:
 
 def featurize(clean: str, lang: str) -> tuple[list[str], dict[str, float]]:
     """Tokens and model features of a cleaned text: the same for training and for scoring."""
-    tokens = tok.tokenize(clean, lang)
+    tokens = tok.tokenize_normalized(clean, lang)
     vader = vader_analyzer().polarity_scores(clean)["compound"] if lang == "en" else None
     return tokens, features(clean, lang, tokens, vader)
 

@@ -14,7 +14,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
-from nlp.text import normalize
 
 MODELS = Path(__file__).with_name("models")
 NEGATIONS_ZH = ("不", "没", "别", "无", "未", "非", "毫无", "并不", "一点也不")
@@ -27,9 +26,9 @@ _QUESTION_END = re.compile(r"(吗|呢|么|\?|？)\W*$")
 
 
 def features(text: str, lang: str, tokens: list[str], vader: float | None = None) -> dict[str, float]:
-    """Sparse features of one text: characters, words, negation scope, sarcasm and question marks;
-    for English also VADER's compound score (``vader``), a lexicon that knows emoji and slang."""
-    clean = normalize(text)
+    """Sparse features of one normalized text (``nlp.text.normalize``): characters, words, negation
+    scope, sarcasm and question marks; for English also VADER's compound score (``vader``)."""
+    clean = text
     f: dict[str, float] = {}
     if vader is not None:
         # Scaled up: one dense, well-calibrated signal among thousands of sparse word features.

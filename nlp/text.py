@@ -29,7 +29,14 @@ def normalize(text: str) -> str:
     """NFKC (full-width letters and digits to half-width), no control characters, lower case,
     traditional Chinese characters to simplified (臺灣 -> 台湾)."""
     clean = _CONTROL.sub("", unicodedata.normalize("NFKC", text)).strip().lower()
-    return clean.translate(_traditional_to_simplified())
+    table = _traditional_to_simplified()
+    # Most texts have no traditional character: a set test is far cheaper than translate().
+    return clean if _traditional_chars().isdisjoint(clean) else clean.translate(table)
+
+
+@lru_cache(maxsize=1)
+def _traditional_chars() -> frozenset[str]:
+    return frozenset(chr(code) for code in _traditional_to_simplified())
 
 
 @lru_cache(maxsize=256)

@@ -57,8 +57,12 @@ def _cached_cut(text: str) -> tuple[str, ...]:
 
 
 def tokenize(text: str, lang: str | None = None) -> list[str]:
-    """Words of ``text`` (normalized): jieba for Chinese, keeping Weibo emoticons whole."""
-    clean = normalize(text)
+    """Words of ``text`` (normalized here): jieba for Chinese, keeping Weibo emoticons whole."""
+    return tokenize_normalized(normalize(text), lang)
+
+
+def tokenize_normalized(clean: str, lang: str | None = None) -> list[str]:
+    """``tokenize`` for a text already normalized (the analysis normalizes once)."""
     if (lang or language(clean)) == "en":
         return _EN_WORD.findall(clean)
     if _tokenizer is None:
