@@ -48,16 +48,6 @@ class ConversationRepository(Repository):
 class MessageRepository(Repository):
     model = Message
 
-    def by_dedupe_key(self, dedupe_key: str) -> Message | None:
-        return self.session.scalar(select(Message).filter_by(dedupe_key=dedupe_key))
-
-    def reply_to(self, message_id: int) -> Message | None:
-        return self.session.scalar(select(Message).filter_by(reply_to_id=message_id).order_by(Message.id).limit(1))
-
-    def in_conversation(self, conversation_id: int) -> list[Message]:
-        return list(self.session.scalars(select(Message).filter_by(conversation_id=conversation_id)
-                                         .order_by(Message.id)))
-
     def with_delivery(self, delivery: str, limit: int = 100) -> list[Message]:
         return list(self.session.scalars(select(Message).filter_by(delivery=delivery).order_by(Message.id)
                                          .limit(limit)))
