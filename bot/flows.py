@@ -18,7 +18,6 @@ from bot import policy
 from bot.router import Context, is_cancel
 from channels.base import InboundMessage
 from crm_store import membership, services
-from crm_store.membership import Level
 from crm_store.models import Ticket, utcnow
 from nlp.sentiment import lexicon_sentiment as sentiment
 
@@ -54,10 +53,6 @@ def mobile(text: str) -> str | None:
 
 def masked(phone: str) -> str:
     return f"{phone[:3]}****{phone[-4:]}"
-
-
-def levels(ctx: Context) -> list[Level]:
-    return [Level(lv.name, lv.min_points, lv.benefits) for lv in ctx.content.rules.levels]
 
 
 # --- member binding -------------------------------------------------------------------------
@@ -98,7 +93,7 @@ def _bind_code(text: str, ctx: Context, slots: dict[str, Any]) -> Step:
         return Step(ctx.say("bind_bad_code", left=left), "code")
     member, _ = membership.bind_member(ctx.customer_id, slots["phone"], ctx.uow)
     ctx.customer_id = member.customer_id
-    standing = membership.standing(member.id, levels(ctx), ctx.uow)
+    standing = membership.standing(member.id, ctx.content.rules.levels, ctx.uow)
     return Step(ctx.say("bind_done", card_no=member.card_no, level=standing.level.name, balance=standing.balance))
 
 
@@ -144,7 +139,7 @@ def open_ticket(ctx: Context, source: str, description: str, order_no: str | Non
     """A ticket for this conversation, its priority and SLA from the operator's rules."""
     rules = ctx.content.rules
     member = membership.member_of(ctx.customer_id, ctx.uow)
-    level = membership.standing(member.id, levels(ctx), ctx.uow).level.name if member else None
+    level = membership.standing(member.id, ctx.content.rules.levels, ctx.uow).level.name if member else None
     priority = policy.priority(description, sentiment(description), level, rules)
     first_due, resolution_due = policy.due_times(priority, utcnow(), rules)
     return services.open_ticket(

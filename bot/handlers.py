@@ -88,7 +88,7 @@ class MemberSelfService:
                 return ctx.say("points_history_empty")
             lines = "\n".join(f"{e.created_at:%m-%d} {e.points:+d} {e.reason}" for e in entries)
             return ctx.say("points_history", lines=lines)
-        standing = membership.standing(member.id, flows.levels(ctx), ctx.uow)
+        standing = membership.standing(member.id, ctx.content.rules.levels, ctx.uow)
         if ctx.intent.name == "points_balance":
             return ctx.say("points_balance", balance=standing.balance)
         following = (ctx.say("level_next", points=standing.points_to_next, next_level=standing.next_level.name)

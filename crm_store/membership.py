@@ -6,6 +6,7 @@ from typing import Sequence
 
 from sqlalchemy import func, select, update
 
+from config.content import LevelRule
 from crm_store.models import (ChannelIdentity, Conversation, CustomerMerge, Lead, Member, Message,
                               PointsEntry, Ticket, utcnow)
 from crm_store.services import next_reference
@@ -20,20 +21,13 @@ class PointsError(ValueError):
 
 
 @dataclass(frozen=True)
-class Level:
-    name: str
-    min_points: int
-    benefits: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class Standing:
     """What a member sees: balance, lifetime points, level and the next level."""
 
     balance: int
     lifetime: int
-    level: Level
-    next_level: Level | None
+    level: LevelRule
+    next_level: LevelRule | None
 
     @property
     def points_to_next(self) -> int | None:
@@ -74,7 +68,7 @@ def history(member_id: int, uow: UnitOfWork, limit: int) -> list[PointsEntry]:
                                     .order_by(PointsEntry.id.desc()).limit(limit)))
 
 
-def standing(member_id: int, levels: Sequence[Level], uow: UnitOfWork) -> Standing:
+def standing(member_id: int, levels: Sequence[LevelRule], uow: UnitOfWork) -> Standing:
     """Levels are reached by lifetime points earned (成长值): redeeming never demotes a member."""
     lifetime = uow.session.scalar(select(func.coalesce(func.sum(PointsEntry.points), 0)).filter(
         PointsEntry.member_id == member_id, PointsEntry.kind == "earn"))

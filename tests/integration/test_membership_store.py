@@ -11,10 +11,11 @@ from bot.inbox import receive
 from channels import base
 from channels.base import InboundMessage
 from crm_store import membership, services
-from crm_store.membership import Level, PointsError
+from config.content import LevelRule
+from crm_store.membership import PointsError
 from crm_store.models import Customer, Member
 
-LEVELS = [Level("普通", 0, ()), Level("银卡", 1000, ()), Level("金卡", 5000, ())]
+LEVELS = [LevelRule("普通", 0, ()), LevelRule("银卡", 1000, ()), LevelRule("金卡", 5000, ())]
 
 
 @pytest.fixture()
