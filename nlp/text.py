@@ -25,9 +25,11 @@ def _traditional_to_simplified() -> dict[int, str]:
     return mapping
 
 
+@lru_cache(maxsize=4096)
 def normalize(text: str) -> str:
     """NFKC (full-width letters and digits to half-width), no control characters, lower case,
-    traditional Chinese characters to simplified (臺灣 -> 台湾)."""
+    traditional Chinese characters to simplified (臺灣 -> 台湾). Cached: the router's intent,
+    FAQ and sentiment rules each match the same message, and would otherwise normalize it each time."""
     clean = _CONTROL.sub("", unicodedata.normalize("NFKC", text)).strip().lower()
     table = _traditional_to_simplified()
     # Most texts have no traditional character: a set test is far cheaper than translate().
