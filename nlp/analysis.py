@@ -14,7 +14,7 @@ from typing import Sequence
 from nlp import tokenize as tok
 from nlp.intent import Intent, rule_intent
 from nlp.keywords import keywords
-from nlp.model import features, load_model
+from nlp.model import features, load_scorer
 from nlp.sentiment import Sentiment, is_strong, lexicon_sentiment
 from nlp.text import normalize
 
@@ -52,9 +52,8 @@ def load(brand_words: Sequence[str] = ()) -> None:
     """Load jieba, the brand dictionary, VADER and the trained models once, before serving."""
     tok.load(brand_words)
     vader_analyzer()
-    for task in ("sentiment", "intent"):
-        for lang in ("zh", "en"):
-            load_model(task, lang)
+    for lang in ("zh", "en"):
+        load_scorer(lang)
     keywords("预热")
 
 
@@ -65,24 +64,19 @@ def featurize(clean: str, lang: str) -> tuple[list[str], dict[str, float]]:
     return tokens, features(clean, lang, tokens, vader)
 
 
-def _sentiment(text: str, lang: str, feats: dict[str, float]) -> Sentiment:
-    model = load_model("sentiment", lang)
-    if model is None:
+def _sentiment(text: str, p: dict[str, float] | None) -> Sentiment:
+    if p is None:
         return lexicon_sentiment(text)
-    p = model.probabilities(feats)
     label = max(p, key=p.get)
     return Sentiment(label, round(p.get("pos", 0) + 0.5 * p.get("neu", 0), 3), is_strong(text, label == "neg"))
 
 
-def _intent(text: str, lang: str, feats: dict[str, float],
-            rules: Sequence[tuple[str, Sequence[str]]] | None) -> Intent:
+def _intent(text: str, p: dict[str, float] | None, rules: Sequence[tuple[str, Sequence[str]]] | None) -> Intent:
     """The model's intent, agreed with the keyword rules when they fire: a rule hit counts as
     half the evidence, so a clear keyword wins unless the model is sure of something else."""
-    model = load_model("intent", lang)
     ruled = rule_intent(text, rules) if rules else None
-    if model is None:
+    if p is None:
         return ruled or NO_INTENT
-    p = model.probabilities(feats)
     if ruled is not None and ruled.name in p:
         p = {name: 0.5 * value + (0.5 if name == ruled.name else 0.0) for name, value in p.items()}
     name = max(p, key=p.get)
@@ -98,9 +92,9 @@ def analyze(text: str | bytes | None, lang: str | None = None, k: int = 5,
     try:
         lang = lang if lang in ("zh", "en") else tok.language(clean)
         tokens, feats = featurize(clean, lang)
+        p = load_scorer(lang).probabilities(feats)
         return Analysis(lang, tuple(tokens), tuple(keywords(clean, k, tokens) if k else ()),
-                        _sentiment(clean, lang, feats),
-                        _intent(clean, lang, feats, intent_rules))
+                        _sentiment(clean, p.get("sentiment")), _intent(clean, p.get("intent"), intent_rules))
     except Exception:  # noqa: BLE001 - analysis must never break a caller; log and answer neutral
         log.exception("nlp: could not analyze a text of %d characters", len(clean))
         return Analysis(lang or "zh", (), (), NEUTRAL, NO_INTENT)

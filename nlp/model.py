@@ -65,23 +65,12 @@ def features(text: str, lang: str, tokens: list[str], vader: float | None = None
 
 @dataclass(frozen=True)
 class LinearModel:
-    """Softmax over classes of (intercept + sum of feature value x weight)."""
+    """One trained softmax model as stored in ``nlp/models/``: classes, intercepts, and a row of
+    per-class weights for each feature. Scored through ``Scorer``."""
 
     classes: tuple[str, ...]
     intercept: tuple[float, ...]
     weights: Mapping[str, tuple[float, ...]]
-
-    def probabilities(self, feats: Mapping[str, float]) -> dict[str, float]:
-        weights = self.weights
-        rows = [row if value == 1.0 else tuple(w * value for w in row)
-                for name, value in feats.items() if (row := weights.get(name)) is not None]
-        # Column sums through zip/sum run in C: the per-text cost is a few dict lookups.
-        scores = [b + total for b, total in zip(self.intercept, map(sum, zip(*rows)))] if rows \
-            else list(self.intercept)
-        top = max(scores)
-        exps = [math.exp(v - top) for v in scores]
-        total = sum(exps)
-        return {c: e / total for c, e in zip(self.classes, exps)}
 
     def to_json(self) -> dict:
         return {"classes": list(self.classes), "intercept": [round(v, 6) for v in self.intercept],
@@ -93,14 +82,59 @@ class LinearModel:
                    {k: tuple(v) for k, v in data["weights"].items()})
 
 
+@dataclass(frozen=True)
+class Scorer:
+    """The models of one language scored in one pass: a feature's weights for every task sit in
+    one row, so a feature costs one dictionary lookup however many tasks there are."""
+
+    tasks: Mapping[str, tuple[tuple[str, ...], slice]]  # task -> its classes and their columns
+    intercept: tuple[float, ...]
+    weights: Mapping[str, tuple[float, ...]]
+
+    @classmethod
+    def join(cls, models: Mapping[str, LinearModel]) -> Scorer:
+        tasks, intercept, at = {}, [], 0
+        for task, model in models.items():
+            tasks[task] = (model.classes, slice(at, at + len(model.classes)))
+            intercept.extend(model.intercept)
+            at += len(model.classes)
+        weights = {}
+        for name in set().union(*(model.weights for model in models.values())):
+            weights[name] = tuple(w for model in models.values()
+                                  for w in model.weights.get(name, (0.0,) * len(model.classes)))
+        return cls(tasks, tuple(intercept), weights)
+
+    def probabilities(self, feats: Mapping[str, float]) -> dict[str, dict[str, float]]:
+        """Class probabilities per task (softmax of intercept + sum of feature value x weight)."""
+        weights = self.weights
+        rows = [row if value == 1.0 else tuple(w * value for w in row)
+                for name, value in feats.items() if (row := weights.get(name)) is not None]
+        # Column sums through zip/sum run in C: the per-text cost is a dict lookup per feature.
+        scores = [b + total for b, total in zip(self.intercept, map(sum, zip(*rows)))] if rows \
+            else list(self.intercept)
+        return {task: _softmax(classes, scores[columns]) for task, (classes, columns) in self.tasks.items()}
+
+
+def _softmax(classes: tuple[str, ...], scores: list[float]) -> dict[str, float]:
+    top = max(scores)
+    exps = [math.exp(v - top) for v in scores]
+    total = sum(exps)
+    return {c: e / total for c, e in zip(classes, exps)}
+
+
+TASKS = ("sentiment", "intent")
+
+
 def model_path(task: str, lang: str) -> Path:
     return MODELS / f"{lang}_{task}.json"
 
 
 @lru_cache(maxsize=None)
-def load_model(task: str, lang: str) -> LinearModel | None:
-    """The trained model for ``task`` ('sentiment' | 'intent') and ``lang``, or None if not trained."""
-    path = model_path(task, lang)
-    if not path.exists():
-        return None
-    return LinearModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+def load_scorer(lang: str) -> Scorer:
+    """The trained models of ``lang`` ('zh' | 'en'); a task with no trained model is left out."""
+    models = {}
+    for task in TASKS:
+        path = model_path(task, lang)
+        if path.exists():
+            models[task] = LinearModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+    return Scorer.join(models)

@@ -5,6 +5,7 @@ web or rq worker pays it at start, not on a customer's first message.
 """
 from __future__ import annotations
 
+import math
 import re
 import threading
 from functools import lru_cache
@@ -33,7 +34,7 @@ def load(brand_words: Iterable[str] = ()) -> None:
     with _lock:
         if _tokenizer is None:
             jieba.setLogLevel(60)
-            tokenizer = jieba.Tokenizer()
+            tokenizer = _tokenizer_class()()
             tokenizer.initialize()
             _tokenizer = tokenizer
         new = {normalize(w) for w in brand_words} - _brand_words
@@ -42,6 +43,60 @@ def load(brand_words: Iterable[str] = ()) -> None:
         if new:
             _brand_words = _brand_words | new
             _cached_cut.cache_clear()
+
+
+def _tokenizer_class() -> type:
+    import jieba
+
+    class Tokenizer(jieba.Tokenizer):
+        """jieba with its no-HMM cut made about twice as fast: the same most probable route over
+        the same dictionary (a test holds it to jieba's own output), but each word's log
+        probability is computed once per process instead of at every position of every text."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.costs: dict[str, float] = {}
+
+        def add_word(self, word: str, freq: int | None = None, tag: str | None = None) -> None:
+            super().add_word(word, freq, tag)
+            self.costs = {}  # the total frequency changed, and with it every probability
+
+        # jieba's cut() calls this name-mangled method for HMM=False.
+        def _Tokenizer__cut_DAG_NO_HMM(self, sentence: str) -> Iterable[str]:
+            freq, costs, n = self.FREQ, self.costs, len(sentence)
+            log_total = math.log(self.total)
+            route: list[tuple[float, int]] = [(0.0, 0)] * (n + 1)  # best (log p, word end) from here
+            for k in range(n - 1, -1, -1):
+                best = (-log_total + route[k + 1][0], k)  # an unknown character counts once
+                found = False
+                i, fragment = k, sentence[k]
+                while i < n and fragment in freq:
+                    if freq[fragment]:
+                        cost = costs.get(fragment)
+                        if cost is None:
+                            cost = costs[fragment] = math.log(freq[fragment]) - log_total
+                        candidate = (cost + route[i + 1][0], i)
+                        if not found or candidate > best:
+                            best, found = candidate, True
+                    i += 1
+                    fragment = sentence[k:i + 1]
+                route[k] = best
+            x, latin = 0, ""
+            while x < n:  # as jieba does, single Latin letters and digits in a row make one word
+                y = route[x][1] + 1
+                word = sentence[x:y]
+                if y - x == 1 and word.isascii() and word.isalnum():
+                    latin += word
+                else:
+                    if latin:
+                        yield latin
+                        latin = ""
+                    yield word
+                x = y
+            if latin:
+                yield latin
+
+    return Tokenizer
 
 
 def language(text: str) -> str:
@@ -53,7 +108,9 @@ def language(text: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _cached_cut(text: str) -> tuple[str, ...]:
-    return tuple(_tokenizer.lcut(text))
+    # No HMM: jieba's HMM guesses words missing from its dictionary, a third of the cut's cost,
+    # and the models score no worse without it (character bigrams carry unknown words).
+    return tuple(_tokenizer.lcut(text, HMM=False))
 
 
 def tokenize(text: str, lang: str | None = None) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Sequence
 from nlp import tokenize as tok
 from nlp.analysis import clean_input, featurize
 from nlp.evaluate import DATA, evaluate, load_labeled
-from nlp.model import MODELS, LinearModel, load_model, model_path
+from nlp.model import MODELS, TASKS, LinearModel, load_scorer, model_path
 
 C_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
@@ -50,23 +50,23 @@ def fit(rows: list[dict], task: str) -> tuple[LinearModel, float]:
     return LinearModel(tuple(fitted.classes_), tuple(float(v) for v in intercept), weights), best_c
 
 
-def train(data: Path = DATA, out: Path = MODELS, brand_words: Sequence[str] = (),
+def train(data: Path = DATA, brand_words: Sequence[str] = (),
           intent_rules: Sequence[tuple[str, Sequence[str]]] | None = None) -> dict:
     """Train all four models, write them and ``metrics.json`` (the test-split figures CI checks)."""
     tok.load(brand_words)
     rows = load_labeled(data, split="train")
-    out.mkdir(parents=True, exist_ok=True)
+    MODELS.mkdir(parents=True, exist_ok=True)
     chosen = {}
     for lang in ("zh", "en"):
         group = [row for row in rows if row["lang"] == lang]
-        for task in ("sentiment", "intent"):
+        for task in TASKS:
             model, c = fit(group, task)
             model_path(task, lang).write_text(json.dumps(model.to_json(), ensure_ascii=False, sort_keys=True),
                                               encoding="utf-8")
             chosen[f"{lang}_{task}"] = {"C": c, "train_rows": len(group), "features": len(model.weights)}
-    load_model.cache_clear()
+    load_scorer.cache_clear()
     report = evaluate(load_labeled(data, split="test"), intent_rules)
     metrics = {"models": chosen, "test": report}
-    (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1, sort_keys=True),
+    (MODELS / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1, sort_keys=True),
                                       encoding="utf-8")
     return metrics

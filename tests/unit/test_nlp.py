@@ -1,12 +1,14 @@
 """nlp/ as pure functions: tokens, keywords, watch terms, the linear model, and bad input."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from nlp import analysis
 from nlp import tokenize as tok
 from nlp.keywords import keywords, watch_terms
-from nlp.model import LinearModel, features
+from nlp.model import LinearModel, Scorer, features
 from nlp.text import find_terms, normalize
 
 
@@ -18,6 +20,26 @@ def loaded() -> None:
 def test_brand_words_stay_whole_and_emoticons_are_tokens() -> None:
     tokens = tok.tokenize("茶咖坊的年货节活动真不错[赞]")
     assert "茶咖坊" in tokens and "年货节" in tokens and "[赞]" in tokens
+
+
+def test_fast_cut_is_jiebas_cut() -> None:
+    """Our no-HMM route search must give exactly jieba's words, brand words included, and follow
+    words added later (which change every probability)."""
+    import jieba
+
+    from nlp.evaluate import load_labeled
+
+    ours, reference = tok._tokenizer_class()(), jieba.Tokenizer()
+    for tokenizer in (ours, reference):
+        for word in ("茶咖坊", "年货节"):
+            tokenizer.add_word(word, freq=2000)
+    texts = [normalize(row["text"]) for row in load_labeled()] + ["abc12 茶咖坊x9 的 c++ 年货节!!", "龘龘"]
+    assert [ours.lcut(t, HMM=False) for t in texts] == [reference.lcut(t, HMM=False) for t in texts]
+    assert ours.lcut("我要抹茶拿铁", HMM=False) != ["我要", "抹茶拿铁"]
+    for tokenizer in (ours, reference):
+        tokenizer.add_word("抹茶拿铁", freq=50_000)
+    assert ours.lcut("我要抹茶拿铁", HMM=False) == reference.lcut("我要抹茶拿铁", HMM=False)
+    assert "抹茶拿铁" in ours.lcut("我要抹茶拿铁", HMM=False)
 
 
 def test_language_and_normalization() -> None:
@@ -39,8 +61,20 @@ def test_watch_terms_respect_word_boundaries() -> None:
 def test_linear_model_round_trip() -> None:
     model = LinearModel(("neg", "pos"), (0.0, 0.0), {"w:好": (-1.0, 1.0)})
     again = LinearModel.from_json(model.to_json())
-    p = again.probabilities({"w:好": 1.0, "unknown": 1.0})
+    p = Scorer.join({"sentiment": again}).probabilities({"w:好": 1.0, "unknown": 1.0})["sentiment"]
     assert p["pos"] > 0.8 and abs(sum(p.values()) - 1) < 1e-9
+
+
+def test_scorer_scores_each_task_as_if_alone() -> None:
+    sentiment = LinearModel(("neg", "pos"), (0.1, -0.1), {"w:好": (-1.0, 1.0), "w:差": (2.0, -2.0)})
+    intent = LinearModel(("faq", "lead", "praise"), (0.0, 0.5, 0.0), {"w:好": (0.0, 0.0, 3.0), "w:买": (0, 2, 0)})
+    joint = Scorer.join({"sentiment": sentiment, "intent": intent})
+    p = joint.probabilities({"w:好": 1.0, "w:买": 0.5})
+    # by hand: sentiment scores (0.1 - 1, -0.1 + 1); intent scores (0, 0.5 + 1, 3)
+    assert p["sentiment"]["pos"] == pytest.approx(1 / (1 + math.exp(-1.8)))
+    exps = [math.exp(0), math.exp(1.5), math.exp(3)]
+    assert p["intent"]["lead"] == pytest.approx(exps[1] / sum(exps))
+    assert Scorer.join({}).probabilities({"w:好": 1.0}) == {}
 
 
 def test_negation_and_sarcasm_are_features() -> None:
