@@ -7,6 +7,7 @@ value; no exception escapes.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 MAX_CHARS = 2000  # longer texts are scored on their start: the signal is there, the cost is not
 NEUTRAL = Sentiment("neu", 0.5)
 NO_INTENT = Intent("chitchat", 0.0)
+_HANDLE = re.compile(r"@[^\s@:：,，。!！?？/]+")  # @CafeTeaHouse, @星巴克中国, //@某某:
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,11 @@ def load(brand_words: Sequence[str] = ()) -> None:
 
 
 def featurize(clean: str, lang: str) -> tuple[list[str], dict[str, float]]:
-    """Tokens and model features of a cleaned text: the same for training and for scoring."""
+    """Tokens and model features of a cleaned text: the same for training and for scoring.
+
+    @handles are left out: they say whom a post addresses, not what it says, and a model that
+    learned "@brand" would call every message that does not address the brand chitchat."""
+    clean = _HANDLE.sub(" ", clean)
     tokens = tok.tokenize_normalized(clean, lang)
     vader = vader_analyzer().polarity_scores(clean)["compound"] if lang == "en" else None
     return tokens, features(clean, lang, tokens, vader)

@@ -59,7 +59,6 @@ def features(text: str, lang: str, tokens: list[str], vader: float | None = None
     bangs = clean.count("!") + clean.count("！")
     if bangs:
         f["bang"] = min(bangs, 3) / 3
-    f["len:" + str(min(len(clean) // 10, 8))] = 1.0
     return f
 
 

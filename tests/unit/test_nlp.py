@@ -101,6 +101,12 @@ def test_obvious_cases() -> None:
     assert analysis.sentiment("Worst service ever, 40 minutes for a latte").label == "neg"
     assert analysis.intent("我的积分还有多少").name == "points_balance"
     assert analysis.intent("想了解一下加盟条件和费用").name == "lead"
+    # Short complaints are complaints: length alone must not make a message chitchat.
+    assert analysis.intent("订单一直没到").name == "complaint"
+    assert analysis.intent("我要退款").name == "complaint"
+    # Whom a post addresses is not what it says.
+    assert analysis.intent("worst coffee ever, I want a refund").name == "complaint"
+    assert analysis.analyze("@CafeTeaHouse what time do you close").intent.name == "faq"
 
 
 def test_traditional_chinese_is_simplified() -> None:
