@@ -270,8 +270,9 @@ def nlp_predict() -> None:
             except (json.JSONDecodeError, AttributeError):
                 pass  # not JSON after all: score the line as text
         result = analysis.analyze(text, lang, intent_rules=intents)
+        given = text if isinstance(text, str) else text.decode("utf-8", errors="replace")
         click.echo(json.dumps({
-            "text": analysis.clean_input(text), "lang": result.lang,
+            "text": given, "lang": result.lang,
             "sentiment": result.sentiment.label, "sentiment_score": result.sentiment.score,
             "intent": result.intent.name, "intent_confidence": result.intent.confidence,
             "keywords": list(result.keywords)}, ensure_ascii=False))

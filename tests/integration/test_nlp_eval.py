@@ -49,6 +49,8 @@ def test_predict_reads_lines_and_json_lines_and_survives_bad_bytes() -> None:
     assert done.returncode == 0, done.stderr.decode()
     out = [json.loads(line) for line in done.stdout.decode().splitlines()]
     assert [o["lang"] for o in out[:2]] == ["zh", "en"] and len(out) == 4
+    # The text comes back as given (not lower-cased), so scores can be joined to their input.
+    assert out[1]["text"].startswith("Terrible service") and out[2]["text"] == "\ufffd\ufffd broken"
     assert out[0]["sentiment"] == "neg" and out[1]["sentiment"] == "neg" and out[0]["intent"] == "complaint"
     assert {"sentiment_score", "intent", "intent_confidence", "keywords"} <= set(out[0])
 
