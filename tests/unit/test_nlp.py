@@ -106,6 +106,8 @@ def test_obvious_cases() -> None:
     assert analysis.intent("我要退款").name == "complaint"
     # Whom a post addresses is not what it says.
     assert analysis.intent("worst coffee ever, I want a refund").name == "complaint"
+    assert analysis.intent("the barista was rude to me").name == "complaint"
+    assert analysis.intent("do you do catering for 50 people").name == "lead"
     assert analysis.analyze("@CafeTeaHouse what time do you close").intent.name == "faq"
 
 
