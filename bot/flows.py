@@ -138,8 +138,9 @@ def _complaint_description(text: str, ctx: Context, slots: dict[str, Any]) -> St
 def open_ticket(ctx: Context, source: str, description: str, order_no: str | None = None):  # type: ignore[no-untyped-def]
     """A ticket for this conversation, its priority and SLA from the operator's rules."""
     rules = ctx.content.rules
-    member = membership.member_of(ctx.customer_id, ctx.uow)
-    level = membership.standing(member.id, ctx.content.rules.levels, ctx.uow).level.name if member else None
+    member_id = membership.member_id_of(ctx.customer_id, ctx.uow)
+    level = membership.standing(member_id, ctx.content.rules.levels, ctx.uow).level.name \
+        if member_id is not None else None
     priority = policy.priority(description, sentiment(description), level, rules)
     first_due, resolution_due = policy.due_times(priority, utcnow(), rules)
     return services.open_ticket(

@@ -78,17 +78,17 @@ class MemberSelfService:
         return ctx.intent is not None and ctx.intent.name in self.INTENTS
 
     def handle(self, msg: InboundMessage, ctx: Context) -> str:
-        member = membership.member_of(ctx.customer_id, ctx.uow)
-        if member is None:
+        member_id = membership.member_id_of(ctx.customer_id, ctx.uow)
+        if member_id is None:
             return ctx.say("need_member")
         if ctx.intent.name == "points_history":
             limit = ctx.content.rules.limits["points_history_entries"]
-            entries = membership.history(member.id, ctx.uow, limit)
+            entries = membership.history(member_id, ctx.uow, limit)
             if not entries:
                 return ctx.say("points_history_empty")
             lines = "\n".join(f"{e.created_at:%m-%d} {e.points:+d} {e.reason}" for e in entries)
             return ctx.say("points_history", lines=lines)
-        standing = membership.standing(member.id, ctx.content.rules.levels, ctx.uow)
+        standing = membership.standing(member_id, ctx.content.rules.levels, ctx.uow)
         if ctx.intent.name == "points_balance":
             return ctx.say("points_balance", balance=standing.balance)
         following = (ctx.say("level_next", points=standing.points_to_next, next_level=standing.next_level.name)

@@ -38,6 +38,12 @@ def member_of(customer_id: int, uow: UnitOfWork) -> Member | None:
     return uow.session.scalar(select(Member).filter_by(customer_id=customer_id))
 
 
+def member_id_of(customer_id: int, uow: UnitOfWork) -> int | None:
+    """The customer's member id, if any: a plain read, so asking about a non-member (most of the
+    self-service questions before binding) opens no ORM session."""
+    return uow.scalar(select(Member.id).where(Member.customer_id == customer_id))
+
+
 def add_points(member_id: int, kind: str, points: int, reason: str, idempotency_key: str,
                uow: UnitOfWork) -> PointsEntry:
     """Append a ledger entry once per ``idempotency_key``; a repeat returns the first entry."""
@@ -59,8 +65,8 @@ def add_points(member_id: int, kind: str, points: int, reason: str, idempotency_
 
 
 def balance(member_id: int, uow: UnitOfWork) -> int:
-    return uow.session.scalar(select(func.coalesce(func.sum(PointsEntry.points), 0)).filter_by(
-        member_id=member_id))
+    return uow.scalar(select(func.coalesce(func.sum(PointsEntry.points), 0)).where(
+        PointsEntry.member_id == member_id))
 
 
 def history(member_id: int, uow: UnitOfWork, limit: int) -> list[PointsEntry]:
@@ -70,7 +76,7 @@ def history(member_id: int, uow: UnitOfWork, limit: int) -> list[PointsEntry]:
 
 def standing(member_id: int, levels: Sequence[LevelRule], uow: UnitOfWork) -> Standing:
     """Levels are reached by lifetime points earned (成长值): redeeming never demotes a member."""
-    lifetime = uow.session.scalar(select(func.coalesce(func.sum(PointsEntry.points), 0)).filter(
+    lifetime = uow.scalar(select(func.coalesce(func.sum(PointsEntry.points), 0)).where(
         PointsEntry.member_id == member_id, PointsEntry.kind == "earn"))
     ordered = sorted(levels, key=lambda lv: lv.min_points)
     reached = [lv for lv in ordered if lv.min_points <= lifetime] or ordered[:1]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Executable, select
 from sqlalchemy.orm import Session
 
 from crm_store.models import ChannelIdentity, Conversation, Customer, Message
@@ -106,6 +106,12 @@ class UnitOfWork:
     def flush(self) -> None:
         if self._session is not None:
             self._session.flush()
+
+    def scalar(self, statement: Executable) -> Any:
+        """One value read in this transaction on the connection, without opening the ORM session
+        (which costs more than the read); pending ORM changes are flushed first, so it sees them."""
+        self.flush()
+        return self.connection.scalar(statement)
 
     def _end(self, commit: bool) -> None:
         try:
