@@ -3,7 +3,8 @@
 A handler has ``matches(msg, ctx)`` and ``handle(msg, ctx)``; the router returns the reply text
 and never sends anything itself. One error handler turns any handler failure into a polite
 answer, logged with the conversation id. Handlers change the store through ``ctx.uow``, inside
-the transaction that records the message, so a message and its effects land together.
+the transaction that records the message, so a message and its effects land together; so does
+the conversation's state, which lives on the conversation row.
 """
 from __future__ import annotations
 
@@ -13,11 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
 from bot.otp import OneTimeCodes
-from bot.state import ConversationStates
 from channels import base
 from channels.base import InboundMessage
 from config.content import BotContent
-from crm_store.services import RecordedInbound
+from crm_store.services import RecordedInbound, save_conversation_state
 from crm_store.uow import UnitOfWork
 from nlp.intent import Intent, rule_intent
 from nlp.sentiment import Sentiment, lexicon_sentiment as sentiment
@@ -78,17 +78,17 @@ class HandlerFailed(Exception):
 class Router:
     """Answers one inbound message from rules and the conversation's state."""
 
-    def __init__(self, handlers: Sequence[Handler], content: BotContent, states: ConversationStates,
-                 codes: OneTimeCodes, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, handlers: Sequence[Handler], content: BotContent, codes: OneTimeCodes, state_ttl: int,
+                 clock: Callable[[], float] = time.time) -> None:
         self.handlers = tuple(handlers)
         self.content = content
-        self.states = states
         self.codes = codes
+        self.state_ttl = state_ttl  # seconds a conversation's state lives after its last change
         self.clock = clock
 
     def answer(self, msg: InboundMessage, recorded: RecordedInbound, uow: UnitOfWork) -> str:
         conversation_id = recorded.conversation_id
-        loaded = self.states.load(conversation_id)
+        loaded = recorded.state
         text, intent, mood = understand(msg, self.content)
         ctx = Context(conversation_id, recorded.customer_id, recorded.agent_owned, self.content, uow, self.codes,
                       text, intent, mood, dict(loaded), self.clock())
@@ -98,8 +98,8 @@ class Router:
         except Exception as exc:  # noqa: BLE001 - one broken rule must not leave the customer unanswered
             log.exception("conversation %s: handler failed, answering with the fallback", conversation_id)
             raise HandlerFailed(self.content.say("busy")) from exc
-        if ctx.state != loaded:  # most messages change nothing: save the Redis round trip
-            self.states.save(conversation_id, ctx.state)
+        if ctx.state != loaded:  # most messages change nothing: save the write
+            save_conversation_state(conversation_id, ctx.state, uow, self.state_ttl)
         return "\n".join(part for part in (notice, reply) if part)
 
     def _expire_flow(self, ctx: Context) -> str:

@@ -54,6 +54,9 @@ class Conversation(Base):
     account: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The bot's state of this conversation (active flow, misses); read as empty once expired.
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    state_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # Outbound delivery states. PASSIVE: returned in the webhook response; QUEUED -> SENT through the

@@ -4,17 +4,18 @@ They take a unit of work and never commit; the caller decides the transaction.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import DateTime, String, Table, bindparam, case, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from channels import base
 from channels.base import InboundMessage
 from crm_store import models
 from crm_store.models import ChannelIdentity, Conversation, Customer, Message, utcnow
-from crm_store.uow import UnitOfWork
+from crm_store.uow import Prepared, UnitOfWork
 
 # References and report days follow the brand's clock (China Standard Time, no DST).
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -30,6 +31,7 @@ class RecordedInbound:
     duplicate: bool
     stored_reply: str | None = None
     agent_owned: bool = False  # a hand-off ticket is open: an agent, not the bot, answers
+    state: Mapping[str, Any] = field(default_factory=dict)  # the bot's state of the conversation
 
 
 def scoped_dedupe_key(msg: InboundMessage) -> str:
@@ -43,75 +45,101 @@ def _insert(uow: UnitOfWork, model: type):  # type: ignore[no-untyped-def]
     return dialect.insert(model)
 
 
-# The hot path's statements, built once on the tables with bound parameters: SQLAlchemy then
-# compiles each once per process instead of rebuilding and re-keying it for every message.
+# The hot path's statements: built once on the tables with bound parameters and run as
+# ``Prepared`` statements, each compiled once per process for the store's dialect.
 _identities, _conversations = ChannelIdentity.__table__, Conversation.__table__
 _messages, _customers, _tickets = Message.__table__, Customer.__table__, models.Ticket.__table__
+
+
+def _insert_returning_id(table: Table, *columns: str) -> Prepared:
+    """INSERT of exactly ``columns`` (parameters named after them), returning the new id."""
+    return Prepared(insert(table).values({c: bindparam(c) for c in columns}).returning(table.c.id))
+
+
+# OR, not IN: a Prepared statement's SQL is fixed, and an IN list would be rendered per execution.
 _AGENT_OWNED = select(_tickets.c.id).where(
     _tickets.c.conversation_id == _conversations.c.id, _tickets.c.source == "handoff",
-    _tickets.c.status.in_((models.OPEN, models.CLAIMED))).exists()
-FIND_IDENTITY = (
+    (_tickets.c.status == models.OPEN) | (_tickets.c.status == models.CLAIMED)).exists()
+# The conversation's state while it lives; compared in SQL, where both stores order times alike.
+_LIVE_STATE = case((_conversations.c.state_expires_at > bindparam("now", type_=DateTime(timezone=True)),
+                    _conversations.c.state)).label("state")
+FIND_IDENTITY = Prepared(
     select(_identities.c.id, _identities.c.customer_id, _conversations.c.id.label("conversation_id"),
-           _AGENT_OWNED.label("agent_owned"))
+           _AGENT_OWNED.label("agent_owned"), _LIVE_STATE)
     .select_from(_identities.outerjoin(_conversations, (_conversations.c.identity_id == _identities.c.id)
                                        & (_conversations.c.status == "open")))
     .where(_identities.c.channel == bindparam("channel"), _identities.c.account == bindparam("account"),
            _identities.c.external_id == bindparam("external_id"))
     .order_by(_conversations.c.id.desc()).limit(1).with_for_update(of=_identities))
-INSERT_CUSTOMER = insert(_customers).returning(_customers.c.id)
-INSERT_IDENTITY = insert(_identities).returning(_identities.c.id)
-INSERT_CONVERSATION = insert(_conversations).returning(_conversations.c.id)
-CONVERSATION_CUSTOMER = select(_conversations.c.customer_id).where(_conversations.c.id == bindparam("id"))
-INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
+INSERT_CUSTOMER = _insert_returning_id(_customers, "created_at")
+INSERT_IDENTITY = _insert_returning_id(_identities, "customer_id", "channel", "account", "external_id",
+                                       "subscribed", "created_at")
+INSERT_CONVERSATION = _insert_returning_id(_conversations, "customer_id", "identity_id", "channel", "account",
+                                           "status", "opened_at")
+SET_SUBSCRIBED = Prepared(update(_identities).where(_identities.c.id == bindparam("identity_id")).values(
+    subscribed=bindparam("is_subscribed"),
+    subscribe_scene=func.coalesce(bindparam("scene", type_=String), _identities.c.subscribe_scene)))
+CONVERSATION_CUSTOMER = Prepared(select(_conversations.c.customer_id).where(
+    _conversations.c.id == bindparam("conversation_id")))
+INSERT_OUTBOUND = _insert_returning_id(_messages, "conversation_id", "customer_id", "direction", "kind", "text",
+                                    "attributes", "raw", "reply_to_id", "author", "delivery", "attempts",
+                                    "sent_at", "created_at")
 _NEW_MESSAGE_COLUMNS = ("conversation_id", "customer_id", "direction", "kind", "text", "attributes", "raw",
                         "external_id", "dedupe_key", "author", "attempts", "sent_at", "created_at")
-# Written as SQL because SQLAlchemy does not cache ON CONFLICT statements; this one reads the same
-# on SQLite (3.35+) and PostgreSQL. Typed parameters keep JSON and timestamps stored as elsewhere.
-INSERT_NEW_MESSAGE = text(
+# Written as SQL because ON CONFLICT is a dialect's own construct in SQLAlchemy; this reads the
+# same on SQLite (3.35+) and PostgreSQL. Typed parameters keep JSON and timestamps stored as elsewhere.
+INSERT_NEW_MESSAGE = Prepared(text(
     f"INSERT INTO messages ({', '.join(_NEW_MESSAGE_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in _NEW_MESSAGE_COLUMNS)}) "
     "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
-).bindparams(*(bindparam(c, type_=_messages.c[c].type) for c in _NEW_MESSAGE_COLUMNS))
-FIND_MESSAGE = select(_messages.c.id, _messages.c.conversation_id, _messages.c.customer_id).where(
-    _messages.c.dedupe_key == bindparam("key"))
-FIND_REPLY = select(_messages.c.text).where(_messages.c.reply_to_id == bindparam("id")).order_by(
-    _messages.c.id).limit(1)
+).bindparams(*(bindparam(c, type_=_messages.c[c].type) for c in _NEW_MESSAGE_COLUMNS)))
+FIND_MESSAGE = Prepared(select(_messages.c.id, _messages.c.conversation_id, _messages.c.customer_id).where(
+    _messages.c.dedupe_key == bindparam("key")))
+FIND_REPLY = Prepared(select(_messages.c.text).where(_messages.c.reply_to_id == bindparam("message_id"))
+                      .order_by(_messages.c.id).limit(1))
+CONVERSATION_STATE = Prepared(select(_LIVE_STATE).where(_conversations.c.id == bindparam("conversation_id")))
+SAVE_STATE = Prepared(update(_conversations).where(_conversations.c.id == bindparam("conversation_id")).values(
+    state=bindparam("state_value"), state_expires_at=bindparam("expires_at")))
+
 
 def find_recorded(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound | None:
     """The stored copy of ``msg`` and its passive reply, if this message was seen before."""
-    existing = uow.connection.execute(FIND_MESSAGE, {"key": scoped_dedupe_key(msg)}).first()
+    existing = FIND_MESSAGE.first(uow, {"key": scoped_dedupe_key(msg)})
     if existing is None:
         return None
-    reply = uow.connection.scalar(FIND_REPLY, {"id": existing.id})
-    return RecordedInbound(existing.id, existing.conversation_id, existing.customer_id, True, reply)
+    message_id, conversation_id, customer_id = existing
+    reply = FIND_REPLY.scalar(uow, {"message_id": message_id})
+    return RecordedInbound(message_id, conversation_id, customer_id, True, reply)
 
 
 def record_inbound(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound:
     """Store ``msg`` once: the customer and identity on first contact, the open conversation,
     the message. A retry of a stored message returns the stored one (``duplicate=True``).
 
-    This is the webhook's hot path, so it is written in SQLAlchemy Core: one read and one insert
-    for a known customer; the read also tells whether an agent owns the conversation. The read locks the customer's identity row until the
-    transaction ends (FOR UPDATE on PostgreSQL; SQLite's write lock does the same), so two
-    messages of one customer are handled one after the other. Two first messages of a new
-    customer race on the identity's unique key (``IntegrityError``); the caller retries.
+    This is the webhook's hot path: one read and one insert for a known customer, as
+    ``Prepared`` statements; the read also tells whether an agent owns the conversation and
+    brings the conversation's state. It locks the customer's identity row until the transaction
+    ends (FOR UPDATE on PostgreSQL; SQLite's write lock does the same), so two messages of one
+    customer are handled one after the other. Two first messages of a new customer race on the
+    identity's unique key (``IntegrityError``); the caller retries.
     """
-    db, now = uow.connection, utcnow()
-    found = db.execute(FIND_IDENTITY, {"channel": msg.channel, "account": msg.account,
-                                       "external_id": msg.external_user_id}).first()
+    now = utcnow()
+    found = FIND_IDENTITY.first(uow, {"channel": msg.channel, "account": msg.account,
+                                      "external_id": msg.external_user_id, "now": now})
+    state = None
     if found is None:
-        customer_id = db.scalar(INSERT_CUSTOMER, {"created_at": now})
-        identity_id = db.scalar(INSERT_IDENTITY, {
+        customer_id = INSERT_CUSTOMER.scalar(uow, {"created_at": now})
+        identity_id = INSERT_IDENTITY.scalar(uow, {
             "customer_id": customer_id, "channel": msg.channel, "account": msg.account,
             "external_id": msg.external_user_id, "subscribed": False, "created_at": now})
         conversation_id, agent_owned = None, False
     else:
-        identity_id, customer_id, conversation_id, agent_owned = found
+        identity_id, customer_id, conversation_id, agent_owned, state = found
     if conversation_id is None:
-        conversation_id = db.scalar(INSERT_CONVERSATION, {
+        conversation_id = INSERT_CONVERSATION.scalar(uow, {
             "customer_id": customer_id, "identity_id": identity_id, "channel": msg.channel, "account": msg.account,
             "status": "open", "opened_at": now})
-    message_id = db.scalar(INSERT_NEW_MESSAGE, {
+    message_id = INSERT_NEW_MESSAGE.scalar(uow, {
         "conversation_id": conversation_id, "customer_id": customer_id, "direction": "in", "kind": msg.kind,
         "text": msg.text, "attributes": dict(msg.attributes), "raw": msg.raw, "external_id": msg.external_message_id,
         "dedupe_key": scoped_dedupe_key(msg), "author": "customer", "attempts": 0, "sent_at": msg.sent_at,
@@ -119,11 +147,22 @@ def record_inbound(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound:
     if message_id is None:  # a retry of a message already stored
         return find_recorded(msg, uow)  # type: ignore[return-value]
     if msg.kind in (base.SUBSCRIBE, base.UNSUBSCRIBE):
-        values: dict = {"subscribed": msg.kind == base.SUBSCRIBE}
-        if msg.attributes.get("scene"):
-            values["subscribe_scene"] = msg.attributes["scene"]
-        db.execute(update(_identities).where(_identities.c.id == identity_id).values(**values))
-    return RecordedInbound(message_id, conversation_id, customer_id, False, agent_owned=bool(agent_owned))
+        SET_SUBSCRIBED.rows(uow, {"identity_id": identity_id, "is_subscribed": msg.kind == base.SUBSCRIBE,
+                                  "scene": msg.attributes.get("scene") or None})
+    return RecordedInbound(message_id, conversation_id, customer_id, False, agent_owned=bool(agent_owned),
+                           state=state or {})
+
+
+def conversation_state(conversation_id: int, uow: UnitOfWork) -> dict[str, Any]:
+    """The bot's state of a conversation: empty when there is none or it has expired."""
+    return dict(CONVERSATION_STATE.scalar(uow, {"conversation_id": conversation_id, "now": utcnow()}) or {})
+
+
+def save_conversation_state(conversation_id: int, state: Mapping[str, Any], uow: UnitOfWork, ttl: int) -> None:
+    """Keep the bot's state of a conversation for ``ttl`` seconds, in the caller's transaction:
+    it lands or is undone together with the message that changed it."""
+    SAVE_STATE.rows(uow, {"conversation_id": conversation_id, "state_value": dict(state) or None,
+                          "expires_at": utcnow() + timedelta(seconds=ttl)})
 
 
 def record_outbound(conversation_id: int, text: str, uow: UnitOfWork, *, reply_to: int | None = None,
@@ -131,12 +170,12 @@ def record_outbound(conversation_id: int, text: str, uow: UnitOfWork, *, reply_t
     """Store a message to the customer and return its id. ``PASSIVE`` = answered in the webhook
     response; ``QUEUED`` = waits for the send job (the row itself is the durable outbox).
     ``customer_id`` saves a read when the caller knows it."""
-    db, now = uow.connection, utcnow()
+    now = utcnow()
     if customer_id is None:
-        customer_id = db.scalar(CONVERSATION_CUSTOMER, {"id": conversation_id})
+        customer_id = CONVERSATION_CUSTOMER.scalar(uow, {"conversation_id": conversation_id})
         if customer_id is None:
             raise LookupError(f"conversation {conversation_id} does not exist")
-    return db.scalar(INSERT_MESSAGE, {
+    return INSERT_OUTBOUND.scalar(uow, {
         "conversation_id": conversation_id, "customer_id": customer_id, "direction": "out", "kind": base.TEXT,
         "text": text, "attributes": {}, "raw": "", "reply_to_id": reply_to, "author": author, "delivery": delivery,
         "attempts": 0, "sent_at": now, "created_at": now})

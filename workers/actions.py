@@ -39,10 +39,10 @@ def resolve(rt: Runtime, ticket_id: int, agent: str, *, complaint_level: str | N
         conversation_id, reference = ticket.conversation_id, ticket.reference
         if conversation_id is not None:
             ticket.csat_asked_at = utcnow()
+            state = services.conversation_state(conversation_id, uow)
+            start_csat(state, ticket_id, utcnow().timestamp())
+            services.save_conversation_state(conversation_id, state, uow, rt.settings.conversation_ttl)
         uow.commit()
     if conversation_id is None:
         return
-    state = rt.states.load(conversation_id)
-    start_csat(state, ticket_id, utcnow().timestamp())
-    rt.states.save(conversation_id, state)
     queue_reply(rt, conversation_id, rt.content.say("csat_ask", reference=reference))

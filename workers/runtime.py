@@ -15,7 +15,6 @@ from sqlalchemy import Engine
 from bot.handlers import default_handlers
 from bot.otp import CodeSender, LogCodeSender, OneTimeCodes
 from bot.router import Router
-from bot.state import ConversationStates
 from channels.wechat import WeChatSender
 from config import Settings
 from config.content import BotContent, load_content
@@ -81,15 +80,11 @@ class Runtime:
         return Redis.from_url(self.settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
 
     @cached_property
-    def states(self) -> ConversationStates:
-        return ConversationStates(self.redis, self.settings.conversation_ttl)
-
-    @cached_property
     def router(self) -> Router:
         limits = self.content.rules.limits
         codes = OneTimeCodes(self.redis, self.settings.secret_key, self.code_sender,
                              limits["otp_ttl_seconds"], limits["otp_max_attempts"])
-        return Router(default_handlers(), self.content, self.states, codes)
+        return Router(default_handlers(), self.content, codes, self.settings.conversation_ttl)
 
     @cached_property
     def wechat_sender(self) -> WeChatSender:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from bot.otp import MemoryCodeSender
 from channels.wechat_push import WeChatServer, event_xml, text_xml
-from crm_store import membership, models
+from crm_store import membership, models, services
 from crm_store.models import ChannelIdentity, CustomerMerge, Lead, Member, Message, Ticket
 from tests.conftest import ACCOUNT, APP_ID, TOKEN, fixture_xml
 from workers import actions
@@ -213,10 +213,11 @@ def test_cancel_and_timeout_midway(user, runtime) -> None:
     assert "好的" in user.says("取消")  # nothing to cancel
     user.says("合作")
     conversation = rows(runtime, models.Conversation)[0].id
-    key = runtime.states.key(conversation)
-    state = json.loads(runtime.redis.get(key))
-    state["flow"]["at"] -= 3600  # the customer walked away an hour ago
-    runtime.redis.set(key, json.dumps(state))
+    with runtime.uow() as uow:
+        state = services.conversation_state(conversation, uow)
+        state["flow"]["at"] -= 3600  # the customer walked away an hour ago
+        services.save_conversation_state(conversation, state, uow, ttl=7200)
+        uow.commit()
     reply = user.says("几点开门")
     assert "超时" in reply and "10:00-22:00" in reply
     assert rows(runtime, Lead) == []
