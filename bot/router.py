@@ -4,7 +4,7 @@ A handler has ``matches(msg, ctx)`` and ``handle(msg, ctx)``; the router returns
 and never sends anything itself. One error handler turns any handler failure into a polite
 answer, logged with the conversation id. Handlers change the store through ``ctx.uow``, inside
 the transaction that records the message, so a message and its effects land together; so does
-the conversation's state, which lives on the conversation row.
+the conversation's state, which the store keeps with the customer's channel identity.
 """
 from __future__ import annotations
 

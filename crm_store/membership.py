@@ -4,16 +4,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from config.content import LevelRule
 from crm_store.models import (ChannelIdentity, Conversation, CustomerMerge, Lead, Member, Message,
                               PointsEntry, Ticket, utcnow)
 from crm_store.services import next_reference
-from crm_store.uow import UnitOfWork
+from crm_store.uow import Prepared, UnitOfWork
 
 # Which sign each kind of entry may carry; adjust may go either way.
 _SIGNS = {"earn": 1, "refund": 1, "redeem": -1, "expire": -1}
+
+# Self-service reads: plain values, so a member's question opens no ORM session.
+MEMBER_ID = Prepared(select(Member.id).where(Member.customer_id == bindparam("customer_id")))
+_POINTS_SUM = func.coalesce(func.sum(PointsEntry.points), 0)
+BALANCE = Prepared(select(_POINTS_SUM).where(PointsEntry.member_id == bindparam("member_id")))
+LIFETIME_EARNED = Prepared(select(_POINTS_SUM).where(PointsEntry.member_id == bindparam("member_id"),
+                                                      PointsEntry.kind == "earn"))
 
 
 class PointsError(ValueError):
@@ -41,7 +48,7 @@ def member_of(customer_id: int, uow: UnitOfWork) -> Member | None:
 def member_id_of(customer_id: int, uow: UnitOfWork) -> int | None:
     """The customer's member id, if any: a plain read, so asking about a non-member (most of the
     self-service questions before binding) opens no ORM session."""
-    return uow.scalar(select(Member.id).where(Member.customer_id == customer_id))
+    return MEMBER_ID.scalar(uow, {"customer_id": customer_id})
 
 
 def add_points(member_id: int, kind: str, points: int, reason: str, idempotency_key: str,
@@ -65,8 +72,7 @@ def add_points(member_id: int, kind: str, points: int, reason: str, idempotency_
 
 
 def balance(member_id: int, uow: UnitOfWork) -> int:
-    return uow.scalar(select(func.coalesce(func.sum(PointsEntry.points), 0)).where(
-        PointsEntry.member_id == member_id))
+    return BALANCE.scalar(uow, {"member_id": member_id})
 
 
 def history(member_id: int, uow: UnitOfWork, limit: int) -> list[PointsEntry]:
@@ -76,8 +82,7 @@ def history(member_id: int, uow: UnitOfWork, limit: int) -> list[PointsEntry]:
 
 def standing(member_id: int, levels: Sequence[LevelRule], uow: UnitOfWork) -> Standing:
     """Levels are reached by lifetime points earned (成长值): redeeming never demotes a member."""
-    lifetime = uow.scalar(select(func.coalesce(func.sum(PointsEntry.points), 0)).where(
-        PointsEntry.member_id == member_id, PointsEntry.kind == "earn"))
+    lifetime = LIFETIME_EARNED.scalar(uow, {"member_id": member_id})
     ordered = sorted(levels, key=lambda lv: lv.min_points)
     reached = [lv for lv in ordered if lv.min_points <= lifetime] or ordered[:1]
     higher = [lv for lv in ordered if lv.min_points > lifetime]

@@ -39,6 +39,11 @@ class ChannelIdentity(Base):
     external_id: Mapped[str] = mapped_column(String(128))
     subscribed: Mapped[bool] = mapped_column(Boolean, default=False)
     subscribe_scene: Mapped[str | None] = mapped_column(String(64))  # QR scene of a subscribe-by-scan
+    # The bot's state of the conversation on this identity (active flow, misses), read as empty
+    # once expired. It sits on the row the webhook locks (FOR UPDATE), so a message that waited
+    # for another message of the same customer reads the state that one left, not an older copy.
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    state_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     customer: Mapped[Customer] = relationship(back_populates="identities")
 
@@ -54,9 +59,6 @@ class Conversation(Base):
     account: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    # The bot's state of this conversation (active flow, misses); read as empty once expired.
-    state: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
-    state_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # Outbound delivery states. PASSIVE: returned in the webhook response; QUEUED -> SENT through the

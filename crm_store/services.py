@@ -60,9 +60,11 @@ def _insert_returning_id(table: Table, *columns: str) -> Prepared:
 _AGENT_OWNED = select(_tickets.c.id).where(
     _tickets.c.conversation_id == _conversations.c.id, _tickets.c.source == "handoff",
     (_tickets.c.status == models.OPEN) | (_tickets.c.status == models.CLAIMED)).exists()
-# The conversation's state while it lives; compared in SQL, where both stores order times alike.
-_LIVE_STATE = case((_conversations.c.state_expires_at > bindparam("now", type_=DateTime(timezone=True)),
-                    _conversations.c.state)).label("state")
+# The bot's state while it lives; compared in SQL, where both stores order times alike.
+_LIVE_STATE = case((_identities.c.state_expires_at > bindparam("now", type_=DateTime(timezone=True)),
+                    _identities.c.state)).label("state")
+_IDENTITY_OF_CONVERSATION = select(_conversations.c.identity_id).where(
+    _conversations.c.id == bindparam("conversation_id")).scalar_subquery()
 FIND_IDENTITY = Prepared(
     select(_identities.c.id, _identities.c.customer_id, _conversations.c.id.label("conversation_id"),
            _AGENT_OWNED.label("agent_owned"), _LIVE_STATE)
@@ -97,8 +99,8 @@ FIND_MESSAGE = Prepared(select(_messages.c.id, _messages.c.conversation_id, _mes
     _messages.c.dedupe_key == bindparam("key")))
 FIND_REPLY = Prepared(select(_messages.c.text).where(_messages.c.reply_to_id == bindparam("message_id"))
                       .order_by(_messages.c.id).limit(1))
-CONVERSATION_STATE = Prepared(select(_LIVE_STATE).where(_conversations.c.id == bindparam("conversation_id")))
-SAVE_STATE = Prepared(update(_conversations).where(_conversations.c.id == bindparam("conversation_id")).values(
+CONVERSATION_STATE = Prepared(select(_LIVE_STATE).where(_identities.c.id == _IDENTITY_OF_CONVERSATION))
+SAVE_STATE = Prepared(update(_identities).where(_identities.c.id == _IDENTITY_OF_CONVERSATION).values(
     state=bindparam("state_value"), state_expires_at=bindparam("expires_at")))
 
 
@@ -118,9 +120,9 @@ def record_inbound(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound:
 
     This is the webhook's hot path: one read and one insert for a known customer, as
     ``Prepared`` statements; the read also tells whether an agent owns the conversation and
-    brings the conversation's state. It locks the customer's identity row until the transaction
-    ends (FOR UPDATE on PostgreSQL; SQLite's write lock does the same), so two messages of one
-    customer are handled one after the other. Two first messages of a new customer race on the
+    brings the bot's state. It locks the customer's identity row until the transaction ends (FOR
+    UPDATE on PostgreSQL; SQLite's write lock does the same), so two messages of one customer are
+    handled one after the other, and the second reads the state the first saved on that row. Two first messages of a new customer race on the
     identity's unique key (``IntegrityError``); the caller retries.
     """
     now = utcnow()
@@ -160,7 +162,8 @@ def conversation_state(conversation_id: int, uow: UnitOfWork) -> dict[str, Any]:
 
 def save_conversation_state(conversation_id: int, state: Mapping[str, Any], uow: UnitOfWork, ttl: int) -> None:
     """Keep the bot's state of a conversation for ``ttl`` seconds, in the caller's transaction:
-    it lands or is undone together with the message that changed it."""
+    it lands or is undone together with the message that changed it. It is kept on the
+    conversation's channel identity (see ``ChannelIdentity.state``)."""
     SAVE_STATE.rows(uow, {"conversation_id": conversation_id, "state_value": dict(state) or None,
                           "expires_at": utcnow() + timedelta(seconds=ttl)})
 

@@ -110,12 +110,6 @@ class UnitOfWork:
         if self._session is not None:
             self._session.flush()
 
-    def scalar(self, statement: Executable) -> Any:
-        """One value read in this transaction on the connection, without opening the ORM session
-        (which costs more than the read); pending ORM changes are flushed first, so it sees them."""
-        self.flush()
-        return self.connection.scalar(statement)
-
     def _end(self, commit: bool) -> None:
         try:
             if commit:

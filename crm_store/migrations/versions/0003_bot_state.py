@@ -1,8 +1,8 @@
-"""conversation state on the conversation row
+"""bot state in the store
 
 The bot's per-conversation state (the active flow, the count of misses) moves from Redis to the
-conversation it belongs to: it then commits or rolls back with the message that changed it, and
-the webhook reads it with the conversation instead of in a round trip of its own.
+customer's channel identity: it then commits or rolls back with the message that changed it, and
+the webhook reads it with the identity row it locks instead of in a round trip of its own.
 
 Revision ID: 0003
 Revises: 0002
@@ -19,12 +19,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('conversations') as batch:
+    with op.batch_alter_table('channel_identities') as batch:
         batch.add_column(sa.Column('state', sa.JSON(none_as_null=True), nullable=True))
         batch.add_column(sa.Column('state_expires_at', sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('conversations') as batch:
+    with op.batch_alter_table('channel_identities') as batch:
         batch.drop_column('state_expires_at')
         batch.drop_column('state')
