@@ -2,14 +2,23 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
+import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_EVERY = 1.0  # seconds between background WAL checkpoints
+# Pages of WAL after which a commit checkpoints by itself: only if the background thread falls behind.
+AUTOCHECKPOINT_PAGES = 10_000
 
 
 class QueuedWriteConnection(sqlite3.Connection):
@@ -101,6 +110,7 @@ def make_engine(database_url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -113,4 +123,32 @@ def make_engine(database_url: str) -> Engine:
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    if on_disk:
+        _checkpoint_in_background(engine, url.database)
     return engine
+
+
+def _checkpoint_in_background(engine: Engine, path: str) -> None:
+    """Copy the WAL back into the database from a thread of this process, every second.
+
+    SQLite otherwise checkpoints inside whichever commit crosses 1,000 pages of WAL: that commit
+    then copies the pages and waits for fsync (about 10 ms here) while it still holds the write
+    lock, so every other writer waits too; measured, the checkpoints were 1 % of commits and 60 %
+    of commit time. A PASSIVE checkpoint here blocks no reader or writer. The thread ends when the
+    engine is gone or the database file is removed.
+    """
+    alive = weakref.ref(engine)
+
+    def run() -> None:
+        connection = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+        try:
+            while alive() is not None and os.path.exists(path):
+                time.sleep(CHECKPOINT_EVERY)
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.OperationalError as exc:  # another checkpoint is running: next time
+                    log.debug("WAL checkpoint skipped: %s", exc)
+        finally:
+            connection.close()
+
+    threading.Thread(target=run, name=f"sqlite-wal-checkpoint {path}", daemon=True).start()

@@ -160,3 +160,37 @@ def test_sqlite_nested_writer_in_one_thread_fails_instead_of_hanging(tmp_path) -
     inner.rollback()
     outer.close()
     inner.close()
+
+
+def test_sqlite_wal_is_checkpointed_in_the_background(tmp_path) -> None:
+    import gc
+    import shutil
+
+    from crm_store.db import make_engine
+    from crm_store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'wal.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(Customer.__table__.insert(), [{"created_at": datetime.now(timezone.utc)}] * 50)
+
+    def rows_in_main_file() -> int:
+        # A copy of the database file alone, without its WAL: only checkpointed pages are in it.
+        copy = tmp_path / "main-only.db"
+        shutil.copyfile(tmp_path / "wal.db", copy)
+        with sqlite3.connect(copy) as only_main:
+            return only_main.execute("SELECT count(*) FROM customers").fetchone()[0]
+
+    deadline = time.monotonic() + 10
+    while rows_in_main_file() < 50 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rows_in_main_file() == 50
+    engine.dispose()
+    del engine, connection
+    name = f"sqlite-wal-checkpoint {tmp_path / 'wal.db'}"
+    deadline = time.monotonic() + 10
+    while any(t.name == name for t in threading.enumerate()) and time.monotonic() < deadline:
+        gc.collect()  # the thread ends once its engine is gone
+        time.sleep(0.2)
+    assert not any(t.name == name for t in threading.enumerate())
