@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, Request, jsonify
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from werkzeug.exceptions import HTTPException
 
 from config import Settings
@@ -12,9 +13,20 @@ from workers.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
+class Sessions(SecureCookieSessionInterface):
+    """Signed-cookie sessions, except on platform webhooks: a platform's push carries no cookie,
+    and building the cookie signer costs each push about as much as a store read."""
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        if request.path.startswith("/webhooks/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     """Build the app for ``settings``; ``runtime`` may be shared (tests, one-process runs)."""
     app = Flask(__name__)
+    app.session_interface = Sessions()
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.extensions["crmbot"] = runtime or Runtime.build(settings)
 

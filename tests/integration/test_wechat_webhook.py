@@ -232,3 +232,14 @@ def test_health_and_readiness(client) -> None:
 def test_unknown_route_is_json_404(client) -> None:
     response = client.get("/webhooks/nope")
     assert response.status_code == 404 and response.json["error"] == "Not Found"
+
+
+def test_webhooks_open_no_cookie_session(settings, runtime) -> None:
+    from flask import session
+    from flask.sessions import NullSession, SecureCookieSession
+
+    app = create_app(settings, runtime)
+    with app.test_request_context("/webhooks/wechat", method="POST"):
+        assert isinstance(session._get_current_object(), NullSession)  # type: ignore[attr-defined]
+    with app.test_request_context("/console/"):
+        assert isinstance(session._get_current_object(), SecureCookieSession)  # type: ignore[attr-defined]
