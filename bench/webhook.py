@@ -1,7 +1,7 @@
 """Webhook benchmark: the service's WeChat webhook against a bare wechatpy echo app.
 
     python -m bench.webhook [--duration S] [--concurrency N] [--warmup S] [--rounds R]
-                            [--postgres/--no-postgres] [--json] [--strict]
+                            [--postgres/--no-postgres] [--pg-over unix|tcp] [--json] [--strict]
 
 What runs (all on 127.0.0.1, all stopped and removed at the end, also on Ctrl-C):
 
@@ -9,8 +9,9 @@ What runs (all on 127.0.0.1, all stopped and removed at the end, also on Ctrl-C)
 - the bare baseline ``bench.echo_app`` under gunicorn, 2 sync workers: signature check, parse,
   passive reply, nothing stored;
 - for each store, SQLite (a file in WAL mode) and then PostgreSQL (a private server from
-  ``tests/pg_cluster.py``): ``crmbot db upgrade`` and ``crmbot serve --workers 2``, exactly as in
-  production but with a fresh store and ``CRMBOT_VAR_DIR``;
+  ``tests/pg_cluster.py``, reached over its unix socket as a process on the same machine would;
+  ``--pg-over tcp`` for 127.0.0.1): ``crmbot db upgrade`` and ``crmbot serve --workers 2``,
+  exactly as in production but with a fresh store and ``CRMBOT_VAR_DIR``;
 - a load generator in its own process (this module with ``--loadgen``), so it shares no GIL with
   anything: one thread per connection, ``http.client`` keep-alive connections (gunicorn's sync
   workers close after each response; the client then reconnects), a fixed concurrency for a
@@ -593,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="connections in flight (default 8)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="echo and service take turns this many times, each for duration/rounds (default 3)")
+    parser.add_argument("--pg-over", choices=("unix", "tcp"), default="unix",
+                        help="how the service reaches its PostgreSQL on this machine (default: its unix socket)")
     parser.add_argument("--postgres", action=argparse.BooleanOptionalAction, default=True,
                         help="also measure on PostgreSQL (default: yes)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -646,7 +649,8 @@ def main(argv: list[str] | None = None) -> int:
             if cluster is not None:
                 say("[postgres] starting a private PostgreSQL server")
                 try:
-                    pg_url = cluster.start()
+                    cluster.start()
+                    pg_url = cluster.url if opts.pg_over == "tcp" else cluster.socket_url
                     rows += run_service("postgres", pg_url, redis, base_env, work, opts, echo, echo_port, seed + 10,
                                         say, db_pid=_postmaster_pid(cluster.data))
                 finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -70,7 +70,15 @@ class Message(Base):
     """One inbound or outbound message; ``dedupe_key`` makes platform retries land once."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_conversation_id_id", "conversation_id", "id"),)
+    __table_args__ = (
+        Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        # Partial indexes, holding only the rows looked up through them (the outbox; replies), so
+        # the inbound message and its passive reply, which is most of what is written, skip them.
+        Index("ix_messages_queued", "id", sqlite_where=text("delivery = 'queued'"),
+              postgresql_where=text("delivery = 'queued'")),
+        Index("ix_messages_reply_to_id", "reply_to_id", sqlite_where=text("reply_to_id IS NOT NULL"),
+              postgresql_where=text("reply_to_id IS NOT NULL")),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
@@ -81,9 +89,9 @@ class Message(Base):
     raw: Mapped[str] = mapped_column(Text, default="")
     external_id: Mapped[str | None] = mapped_column(String(64))
     dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
-    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     author: Mapped[str] = mapped_column(String(64), default="customer")  # customer | bot | agent:<id>
-    delivery: Mapped[str | None] = mapped_column(String(16), index=True)
+    delivery: Mapped[str | None] = mapped_column(String(16))
     delivery_error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,14 +1,15 @@
 """Repositories and the unit of work: the only place that commits."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from sqlalchemy import Connection, Dialect, Engine, Executable, select
+from sqlalchemy import Connection, Dialect, Engine, Executable, literal_column, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from crm_store.models import ChannelIdentity, Conversation, Customer, Message
+from crm_store.models import QUEUED, ChannelIdentity, Conversation, Customer, Message
 
 
 class Repository:
@@ -50,9 +51,11 @@ class ConversationRepository(Repository):
 class MessageRepository(Repository):
     model = Message
 
-    def with_delivery(self, delivery: str, limit: int = 100) -> list[Message]:
-        return list(self.session.scalars(select(Message).filter_by(delivery=delivery).order_by(Message.id)
-                                         .limit(limit)))
+    def queued(self, limit: int = 100) -> list[Message]:
+        """The outbox: messages waiting for the send job, oldest first."""
+        # The literal matches the partial index's WHERE; a bound parameter would not use it.
+        return list(self.session.scalars(select(Message).where(Message.delivery == literal_column(f"'{QUEUED}'"))
+                                         .order_by(Message.id).limit(limit)))
 
 
 class UnitOfWork:
@@ -132,11 +135,13 @@ class UnitOfWork:
         self._end(commit=False)
 
 
+_NAMED = re.compile(r"%\(([^)]+)\)s")  # a named parameter in psycopg's style
+
+
 @dataclass(frozen=True)
 class _Plan:
     sql: str
     params: tuple[tuple[str, str | None, Any, Callable[[Any], Any] | None], ...]  # name, key, fixed value, to db
-    positional: bool
     columns: tuple[Callable[[Any], Any] | None, ...]  # from db, per result column
 
 
@@ -162,14 +167,19 @@ class Prepared:
         if compiled.literal_execute_params or compiled.post_compile_params:
             raise ValueError("Prepared statements cannot expand IN lists or render literals per execution")
         by_name = {name: bind for bind, name in compiled.bind_names.items()}
-        names = compiled.positiontup if compiled.positional else list(by_name)
+        sql = str(compiled)
+        if compiled.positional:  # SQLite's "?"
+            names = compiled.positiontup
+        else:  # psycopg's "%(name)s", made positional: the driver then maps no names per execution
+            names = _NAMED.findall(sql)
+            sql = _NAMED.sub("%s", sql)
         params = tuple(
             (name, by_name[name].key if by_name[name].required else None, by_name[name].value,
              by_name[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in names or ())
         columns = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
                         for column in getattr(self.statement, "exported_columns", ()))
-        return _Plan(str(compiled), params, compiled.positional, columns)
+        return _Plan(sql, params, columns)
 
     def rows(self, uow: UnitOfWork, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run in ``uow``'s transaction (pending ORM changes flushed first); the rows it returns."""
@@ -183,14 +193,12 @@ class Prepared:
         for _, key, fixed, convert in plan.params:
             value = params[key] if key is not None else fixed
             values.append(convert(value) if convert else value)
-        arguments: Any = values if plan.positional else {name: v for (name, *_), v in zip(plan.params, values)}
         cursor = connection.connection.cursor()
         try:
-            cursor.execute(plan.sql, arguments)
+            cursor.execute(plan.sql, values)
             rows = cursor.fetchall() if cursor.description else []
         except dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(plan.sql, arguments, exc, dialect.loaded_dbapi.Error,
-                                      dialect=dialect) from exc
+            raise DBAPIError.instance(plan.sql, values, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
         finally:
             cursor.close()
         if any(plan.columns):

@@ -71,6 +71,11 @@ class PostgresCluster:
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{self.database}"
 
+    @property
+    def socket_url(self) -> str:
+        """The same database over the server's unix socket, as a process on the same machine connects."""
+        return f"postgresql+psycopg://postgres@/{self.database}?host={self.dir}&port={self.port}"
+
     def stop(self) -> None:
         try:
             self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")

@@ -105,7 +105,7 @@ def drain_outbox() -> int:
     rt = runtime()
     rt.after_fork()
     with rt.uow() as uow:
-        waiting = [m.id for m in uow.messages.with_delivery(models.QUEUED, limit=500)]
+        waiting = [m.id for m in uow.messages.queued(limit=500)]
     for message_id in waiting:
         enqueue_send(rt.redis, message_id)
     return len(waiting)
