@@ -141,7 +141,7 @@ _NAMED = re.compile(r"%\(([^)]+)\)s")  # a named parameter in psycopg's style
 @dataclass(frozen=True)
 class _Plan:
     sql: str
-    params: tuple[tuple[str, str | None, Any, Callable[[Any], Any] | None], ...]  # name, key, fixed value, to db
+    params: tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...]  # in order: key or fixed value, to db
     columns: tuple[Callable[[Any], Any] | None, ...]  # from db, per result column
 
 
@@ -173,10 +173,9 @@ class Prepared:
         else:  # psycopg's "%(name)s", made positional: the driver then maps no names per execution
             names = _NAMED.findall(sql)
             sql = _NAMED.sub("%s", sql)
-        params = tuple(
-            (name, by_name[name].key if by_name[name].required else None, by_name[name].value,
-             by_name[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in names or ())
+        binds = [by_name[name] for name in names or ()]
+        params = tuple((bind.key if bind.required else None, bind.value,
+                        bind.type.dialect_impl(dialect).bind_processor(dialect)) for bind in binds)
         columns = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
                         for column in getattr(self.statement, "exported_columns", ()))
         return _Plan(sql, params, columns)
@@ -190,7 +189,7 @@ class Prepared:
         if plan is None:
             plan = self._plans[dialect.name] = self._plan(dialect)
         values = []
-        for _, key, fixed, convert in plan.params:
+        for key, fixed, convert in plan.params:
             value = params[key] if key is not None else fixed
             values.append(convert(value) if convert else value)
         cursor = connection.connection.cursor()
