@@ -116,8 +116,8 @@ def test_flows_go_on_when_redis_is_down(tmp_path, database_url, redis) -> None:
         named = receive(message("张先生", 2), runtime.uow, runtime.router)
         assert "怎么称呼" in started and "手机号" in named  # the flow's state survived between messages
         receive(message("绑卡", 3, user="oBinds"), runtime.uow, runtime.router)
-        # Binding needs a one-time code, kept in Redis: the customer is told to wait, and nothing is lost.
-        assert "系统繁忙" in receive(message("13812345678", 4, user="oBinds"), runtime.uow, runtime.router)
+        # Binding needs a one-time code, kept in Redis: the customer is told to try later, nothing is lost.
+        assert "验证服务暂时不可用" in receive(message("13812345678", 4, user="oBinds"), runtime.uow, runtime.router)
         with runtime.uow() as uow:
             assert uow.session.scalar(select(Message.id).where(Message.dedupe_key == "wechat:gh:msg:4"))
     finally:
