@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import re
 from datetime import datetime, timedelta, timezone

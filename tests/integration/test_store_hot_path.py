@@ -15,7 +15,7 @@ from channels import base
 from channels.base import InboundMessage
 from crm_store import services
 from crm_store.db import QueuedWriteConnection
-from crm_store.models import ChannelIdentity, Customer, Message
+from crm_store.models import Customer, Message
 from crm_store.uow import Prepared
 
 
