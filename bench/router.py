@@ -26,10 +26,10 @@ from bot.router import Router
 from channels import base
 from channels.base import InboundMessage
 from config.content import load_content
+from crm_store import services
 from crm_store.db import make_engine
 from crm_store.migrate import upgrade
 from crm_store.models import ChannelIdentity, Conversation, Customer
-from crm_store import services
 from crm_store.services import RecordedInbound
 from crm_store.uow import UnitOfWork
 

@@ -84,8 +84,8 @@ SET_SUBSCRIBED = Prepared(update(_identities).where(_identities.c.id == bindpara
 CONVERSATION_CUSTOMER = Prepared(select(_conversations.c.customer_id).where(
     _conversations.c.id == bindparam("conversation_id")))
 INSERT_OUTBOUND = _insert_returning_id(_messages, "conversation_id", "customer_id", "direction", "kind", "text",
-                                    "attributes", "raw", "reply_to_id", "author", "delivery", "attempts",
-                                    "sent_at", "created_at")
+                                       "attributes", "raw", "reply_to_id", "author", "delivery", "attempts",
+                                       "sent_at", "created_at")
 _NEW_MESSAGE_COLUMNS = ("conversation_id", "customer_id", "direction", "kind", "text", "attributes", "raw",
                         "external_id", "dedupe_key", "author", "attempts", "sent_at", "created_at")
 # Written as SQL because ON CONFLICT is a dialect's own construct in SQLAlchemy; this reads the
@@ -122,8 +122,9 @@ def record_inbound(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound:
     ``Prepared`` statements; the read also tells whether an agent owns the conversation and
     brings the bot's state. It locks the customer's identity row until the transaction ends (FOR
     UPDATE on PostgreSQL; SQLite's write lock does the same), so two messages of one customer are
-    handled one after the other, and the second reads the state the first saved on that row. Two first messages of a new customer race on the
-    identity's unique key (``IntegrityError``); the caller retries.
+    handled one after the other, and the second reads the state the first saved on that row.
+    Two first messages of a new customer race on the identity's unique key (``IntegrityError``);
+    the caller retries.
     """
     now = utcnow()
     found = FIND_IDENTITY.first(uow, {"channel": msg.channel, "account": msg.account,
