@@ -139,8 +139,7 @@ def open_ticket(ctx: Context, source: str, description: str, order_no: str | Non
     """A ticket for this conversation, its priority and SLA from the operator's rules."""
     rules = ctx.content.rules
     member_id = membership.member_id_of(ctx.customer_id, ctx.uow)
-    level = membership.standing(member_id, ctx.content.rules.levels, ctx.uow).level.name \
-        if member_id is not None else None
+    level = membership.level(member_id, rules.levels, ctx.uow).name if member_id is not None else None
     priority = policy.priority(description, sentiment(description), level, rules)
     first_due, resolution_due = policy.due_times(priority, utcnow(), rules)
     return services.open_ticket(

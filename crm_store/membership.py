@@ -80,13 +80,24 @@ def history(member_id: int, uow: UnitOfWork, limit: int) -> list[PointsEntry]:
                                     .order_by(PointsEntry.id.desc()).limit(limit)))
 
 
-def standing(member_id: int, levels: Sequence[LevelRule], uow: UnitOfWork) -> Standing:
-    """Levels are reached by lifetime points earned (成长值): redeeming never demotes a member."""
-    lifetime = LIFETIME_EARNED.scalar(uow, {"member_id": member_id})
+def _levels_at(lifetime: int, levels: Sequence[LevelRule]) -> tuple[LevelRule, LevelRule | None]:
+    """The level reached with ``lifetime`` points earned, and the next one (None at the top)."""
     ordered = sorted(levels, key=lambda lv: lv.min_points)
     reached = [lv for lv in ordered if lv.min_points <= lifetime] or ordered[:1]
     higher = [lv for lv in ordered if lv.min_points > lifetime]
-    return Standing(balance(member_id, uow), lifetime, reached[-1], higher[0] if higher else None)
+    return reached[-1], higher[0] if higher else None
+
+
+def level(member_id: int, levels: Sequence[LevelRule], uow: UnitOfWork) -> LevelRule:
+    """The member's level alone (ticket priority needs no balance)."""
+    return _levels_at(LIFETIME_EARNED.scalar(uow, {"member_id": member_id}), levels)[0]
+
+
+def standing(member_id: int, levels: Sequence[LevelRule], uow: UnitOfWork) -> Standing:
+    """Levels are reached by lifetime points earned (成长值): redeeming never demotes a member."""
+    lifetime = LIFETIME_EARNED.scalar(uow, {"member_id": member_id})
+    reached, following = _levels_at(lifetime, levels)
+    return Standing(balance(member_id, uow), lifetime, reached, following)
 
 
 def bind_member(customer_id: int, phone: str, uow: UnitOfWork) -> tuple[Member, bool]:

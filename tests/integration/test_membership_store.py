@@ -40,6 +40,7 @@ def test_ledger_is_append_only_with_derived_balance(runtime, member_id) -> None:
         assert again.points == 1500  # the first entry of that key, nothing new
         standing = membership.standing(member_id, LEVELS, uow)
         assert (standing.balance, standing.lifetime, standing.level.name) == (930, 1500, "银卡")
+        assert membership.level(member_id, LEVELS, uow) == standing.level
         assert standing.next_level.name == "金卡" and standing.points_to_next == 3500
         assert [e.idempotency_key for e in membership.history(member_id, uow, 2)] == ["k5", "k4"]
 
