@@ -1,7 +1,7 @@
 """Webhook benchmark: the service's WeChat webhook against a bare wechatpy echo app.
 
     python -m bench.webhook [--duration S] [--concurrency N] [--warmup S] [--rounds R]
-                            [--postgres/--no-postgres] [--pg-over unix|tcp] [--json] [--strict]
+                            [--sqlite/--no-sqlite] [--postgres/--no-postgres] [--pg-over unix|tcp] [--json] [--strict]
 
 What runs (all on 127.0.0.1, all stopped and removed at the end, also on Ctrl-C):
 
@@ -596,6 +596,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="echo and service take turns this many times, each for duration/rounds (default 3)")
     parser.add_argument("--pg-over", choices=("unix", "tcp"), default="unix",
                         help="how the service reaches its PostgreSQL on this machine (default: its unix socket)")
+    parser.add_argument("--sqlite", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure on SQLite (default: yes)")
     parser.add_argument("--postgres", action=argparse.BooleanOptionalAction, default=True,
                         help="also measure on PostgreSQL (default: yes)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -636,8 +638,11 @@ def main(argv: list[str] | None = None) -> int:
         redis = EmbeddedRedis(work)
         echo, echo_port = start_echo(base_env, work)
         seed = 1
-        sqlite_url = f"sqlite:///{work / 'crmbot.db'}"
-        rows += run_service("sqlite", sqlite_url, redis, base_env, work, opts, echo, echo_port, seed, say)
+        if opts.sqlite:
+            sqlite_url = f"sqlite:///{work / 'crmbot.db'}"
+            rows += run_service("sqlite", sqlite_url, redis, base_env, work, opts, echo, echo_port, seed, say)
+        else:
+            skipped["sqlite"] = "skipped (--no-sqlite)"
         if not opts.postgres:
             skipped["postgres"] = "skipped (--no-postgres)"
         else:
