@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from select import POLLIN, POLLOUT, poll
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -233,12 +232,11 @@ class Prepared:
 class _PostgresSession:
     """``Prepared`` statements on one psycopg connection, run through its libpq connection.
 
-    Each statement goes out in one libpq pipeline with what it needs first: the ``BEGIN`` when
-    the connection is idle (a plain ``BEGIN``, as psycopg sends: the store's engine sets no
-    isolation level) and, once per connection, its server-side ``PREPARE``. So a transaction's
-    first statement costs one round trip, not two. psycopg's own adapters turn parameters into
-    text and rows into Python values, as its cursors do. psycopg, hence SQLAlchemy, commits or
-    rolls back as usual: both follow libpq's transaction status.
+    psycopg's own adapters turn parameters into text and rows into Python values, as its
+    cursors do. The transaction is begun here when the connection is idle, and psycopg (hence
+    SQLAlchemy) commits or rolls it back as usual, since both follow libpq's transaction status.
+    A plain ``BEGIN`` is what psycopg sends too: the store's engine sets no isolation level.
+    Each statement is prepared on the server once per connection, under its plan's name.
     """
 
     def __init__(self, connection: Any) -> None:
@@ -251,7 +249,6 @@ class _PostgresSession:
         self.prepared: set[bytes] = set()
         self._text, self._idle, self._error_from = PyFormat.TEXT, pq.TransactionStatus.IDLE, errors.error_from_result
         self._ok = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
-        self._sync = pq.ExecStatus.PIPELINE_SYNC
 
     @classmethod
     def of(cls, connection: Connection) -> _PostgresSession:
@@ -263,54 +260,19 @@ class _PostgresSession:
             session = info[cls] = cls(connection.connection.dbapi_connection)
         return session
 
+    def _check(self, result: Any) -> Any:
+        if result.status not in self._ok:
+            raise self._error_from(result, encoding=self.connection.info.encoding)
+        return result
+
     def execute(self, plan: _Plan, values: list[Any]) -> list[tuple[Any, ...]]:
-        pgconn, name = self.pgconn, plan.libpq_name
-        params = self.adapt.dump_sequence(values, [self._text] * len(values))
-        pgconn.enter_pipeline_mode()
-        try:
-            if pgconn.transaction_status == self._idle:
-                pgconn.send_query_params(b"BEGIN", None)
-            if name not in self.prepared:
-                pgconn.send_prepare(name, plan.sql.encode())
-            pgconn.send_query_prepared(name, params)
-            pgconn.pipeline_sync()
-            results = self._results()
-        except BaseException:
-            # Cut off mid-exchange (a lost connection, a signal): its state is unknown, so close it.
-            # The server rolls the transaction back; the pool replaces the connection.
-            self.connection.close()
-            raise
-        pgconn.exit_pipeline_mode()
-        failed = next((result for result in results if result.status not in self._ok), None)
-        if failed is not None:  # the first failure; libpq skipped what came after it
-            raise self._error_from(failed, encoding=self.connection.info.encoding)
-        self.prepared.add(name)
-        self.adapt.set_pgresult(results[-1])
-        return self.adapt.load_rows(0, results[-1].ntuples, tuple)
-
-    def _results(self) -> list[Any]:
-        """The pipeline's results, up to its sync.
-
-        It waits in ``poll``, which lets other threads run (libpq's own waits would hold the GIL),
-        and sends first whatever the socket did not take at once.
-        """
         pgconn = self.pgconn
-        while pgconn.flush():
-            _wait_for(pgconn.socket, POLLOUT)
-        results: list[Any] = []
-        while True:
-            while pgconn.is_busy():
-                _wait_for(pgconn.socket, POLLIN)
-                pgconn.consume_input()  # raises OperationalError if the connection has gone
-            result = pgconn.get_result()
-            if result is None:
-                continue  # the end of one statement's results
-            if result.status == self._sync:
-                return results
-            results.append(result)
-
-
-def _wait_for(fd: int, event: int) -> None:
-    poller = poll()
-    poller.register(fd, event)
-    poller.poll()
+        if pgconn.transaction_status == self._idle:
+            self._check(pgconn.exec_(b"BEGIN"))
+        if plan.libpq_name not in self.prepared:
+            self._check(pgconn.prepare(plan.libpq_name, plan.sql.encode()))
+            self.prepared.add(plan.libpq_name)
+        result = self._check(pgconn.exec_prepared(plan.libpq_name, self.adapt.dump_sequence(
+            values, [self._text] * len(values))))
+        self.adapt.set_pgresult(result)
+        return self.adapt.load_rows(0, result.ntuples, tuple)
