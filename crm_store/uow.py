@@ -161,7 +161,7 @@ class Prepared:
     so callers handle them one way.
 
     On SQLite a statement runs on a DBAPI cursor. On PostgreSQL it runs on psycopg's libpq
-    connection (``_PostgresSession``): a psycopg cursor spends 30 to 45 µs of Python per
+    connection (``_PostgresStatements``): a psycopg cursor spends 30 to 45 µs of Python per
     statement around a round trip that costs libpq 15 µs.
     """
 
@@ -174,12 +174,12 @@ class Prepared:
         if compiled.literal_execute_params or compiled.post_compile_params:
             raise ValueError("Prepared statements cannot expand IN lists or render literals per execution")
         by_name = {name: bind for bind, name in compiled.bind_names.items()}
-        sql, name = str(compiled), b""
+        sql, libpq_name = str(compiled), b""
         if dialect.driver == "psycopg":  # "%(name)s" becomes libpq's "$1"; "%%" is a literal "%"
             names = _NAMED.findall(sql)
             numbers = itertools.count(1)
             sql = _NAMED.sub(lambda _: f"${next(numbers)}", sql).replace("%%", "%")
-            name = f"crmbot_{next(_STATEMENT_NAMES)}".encode()
+            libpq_name = f"crmbot_{next(_STATEMENT_NAMES)}".encode()
         elif compiled.positional:  # SQLite's "?"
             names = compiled.positiontup or []
         else:
@@ -189,7 +189,7 @@ class Prepared:
                         bind.type.dialect_impl(dialect).bind_processor(dialect)) for bind in binds)
         columns = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
                         for column in getattr(self.statement, "exported_columns", ()))
-        return _Plan(sql, params, columns, name)
+        return _Plan(sql, params, columns, libpq_name)
 
     def rows(self, uow: UnitOfWork, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run in ``uow``'s transaction (pending ORM changes flushed first); the rows it returns."""
@@ -205,7 +205,7 @@ class Prepared:
             values.append(convert(value) if convert else value)
         try:
             if plan.libpq_name:
-                rows = _PostgresSession.of(connection).execute(plan, values)
+                rows = _PostgresStatements.of(connection).execute(plan, values)
             else:
                 cursor = connection.connection.cursor()
                 try:
@@ -214,7 +214,12 @@ class Prepared:
                 finally:
                     cursor.close()
         except dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(plan.sql, values, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+            # As SQLAlchemy's own execute does: a lost connection is invalidated, so the pool drops it.
+            lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+            if lost:
+                connection.invalidate(exc)
+            raise DBAPIError.instance(plan.sql, values, exc, dialect.loaded_dbapi.Error, dialect=dialect,
+                                      connection_invalidated=lost) from exc
         if any(plan.columns):
             rows = [tuple(convert(value) if convert else value for convert, value in zip(plan.columns, row))
                     for row in rows]
@@ -229,8 +234,8 @@ class Prepared:
         return row[0] if row else None
 
 
-class _PostgresSession:
-    """``Prepared`` statements on one psycopg connection, run through its libpq connection.
+class _PostgresStatements:
+    """The ``Prepared`` statements of one psycopg connection, run through its libpq connection.
 
     psycopg's own adapters turn parameters into text and rows into Python values, as its
     cursors do. The transaction is begun here when the connection is idle, and psycopg (hence
@@ -240,7 +245,7 @@ class _PostgresSession:
     """
 
     def __init__(self, connection: Any) -> None:
-        from psycopg import errors, pq
+        from psycopg import errors, pq  # here: a SQLite-only process never loads psycopg
         from psycopg.adapt import PyFormat, Transformer
 
         self.connection = connection
@@ -249,9 +254,10 @@ class _PostgresSession:
         self.prepared: set[bytes] = set()
         self._text, self._idle, self._error_from = PyFormat.TEXT, pq.TransactionStatus.IDLE, errors.error_from_result
         self._ok = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
+        self._connection_ok, self._lost = pq.ConnStatus.OK, errors.OperationalError
 
     @classmethod
-    def of(cls, connection: Connection) -> _PostgresSession:
+    def of(cls, connection: Connection) -> _PostgresStatements:
         """The session of ``connection``'s DBAPI connection, kept in the pool's ``info`` for it
         (SQLAlchemy clears that when the DBAPI connection is closed or replaced)."""
         info = connection.connection.info
@@ -262,6 +268,8 @@ class _PostgresSession:
 
     def _check(self, result: Any) -> Any:
         if result.status not in self._ok:
+            if self.pgconn.status != self._connection_ok:  # raised as psycopg's cursors raise it
+                raise self._lost(self.pgconn.get_error_message())
             raise self._error_from(result, encoding=self.connection.info.encoding)
         return result
 

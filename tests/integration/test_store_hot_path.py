@@ -1,4 +1,5 @@
-"""The webhook's store path: Prepared statements, the bot's state in the store, SQLite's write queue."""
+"""The webhook's store path: Prepared statements (on SQLite's cursor and PostgreSQL's libpq), the bot's
+state in the store, SQLite's write queue."""
 from __future__ import annotations
 
 import sqlite3
@@ -7,8 +8,8 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot.inbox import receive
 from channels import base
@@ -199,3 +200,66 @@ def test_sqlite_wal_is_checkpointed_in_the_background(tmp_path) -> None:
         gc.collect()  # the thread ends once its engine is gone
         time.sleep(0.2)
     assert not any(t.name == name for t in threading.enumerate())
+
+
+@pytest.fixture()
+def pg_runtime(postgres_url: str, tmp_path, redis_url: str, redis):  # type: ignore[no-untyped-def]
+    from tests.conftest import _empty_postgres, make_settings
+    from workers.runtime import Runtime
+
+    _empty_postgres(postgres_url)
+    runtime = Runtime.build(make_settings(tmp_path, postgres_url, redis_url))
+    yield runtime
+    runtime.engine.dispose()
+
+
+def _backend_pid(uow) -> int:  # type: ignore[no-untyped-def]
+    return uow.connection.connection.dbapi_connection.pgconn.backend_pid
+
+
+@pytest.mark.postgres
+def test_postgres_prepares_each_statement_once_per_connection(pg_runtime) -> None:
+    prepared = "SELECT statement FROM pg_prepared_statements WHERE starts_with(name, 'crmbot_') ORDER BY name"
+
+    def statements(uow) -> list[str]:  # type: ignore[no-untyped-def]
+        return [row[0] for row in uow.connection.exec_driver_sql(prepared)]
+
+    with pg_runtime.uow() as uow:
+        services.record_inbound(message("你好", 1), uow)
+        first = statements(uow)
+        services.record_inbound(message("你好", 2), uow)
+        assert statements(uow) == first  # the same statements, not prepared twice
+        pid = _backend_pid(uow)
+        uow.commit()
+    assert any(sql.startswith("INSERT INTO messages") for sql in first)
+    pg_runtime.engine.dispose()  # a new connection has none prepared: they are prepared again
+    with pg_runtime.uow() as uow:
+        assert statements(uow) == []
+        assert not services.record_inbound(message("你好", 3), uow).duplicate
+        assert _backend_pid(uow) != pid
+        assert any(sql.startswith("INSERT INTO messages") for sql in statements(uow))
+
+
+@pytest.mark.postgres
+def test_postgres_connection_lost_mid_message_loses_nothing_half_written(pg_runtime, postgres_url) -> None:
+    with pg_runtime.uow() as uow:
+        services.record_inbound(message("warm-up", 0), uow)
+        uow.commit()
+    killer = create_engine(postgres_url)
+    try:
+        with pg_runtime.uow() as uow:
+            recorded = services.record_inbound(message("lost", 1), uow)  # inside a transaction now
+            with killer.begin() as connection:
+                connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": _backend_pid(uow)})
+            with pytest.raises(OperationalError) as lost:
+                services.record_outbound(recorded.conversation_id, "x", uow, customer_id=recorded.customer_id)
+            assert lost.value.connection_invalidated
+    finally:
+        killer.dispose()
+    # The pool has dropped the dead connection; the lost message was never committed, so its retry is new.
+    with pg_runtime.uow() as uow:
+        assert not services.record_inbound(message("lost", 1), uow).duplicate
+        uow.commit()
+    with pg_runtime.uow() as uow:
+        texts = [m.text for m in uow.session.scalars(select(Message).order_by(Message.id))]
+    assert texts == ["warm-up", "lost"]
