@@ -1,7 +1,8 @@
 """Webhook benchmark: the service's WeChat webhook against a bare wechatpy echo app.
 
     python -m bench.webhook [--duration S] [--concurrency N] [--warmup S] [--rounds R]
-                            [--sqlite/--no-sqlite] [--postgres/--no-postgres] [--pg-over unix|tcp] [--json] [--strict]
+                            [--sqlite/--no-sqlite] [--postgres/--no-postgres] [--pg-over unix|tcp]
+                            [--json] [--strict]
 
 What runs (all on 127.0.0.1, all stopped and removed at the end, also on Ctrl-C):
 

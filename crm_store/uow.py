@@ -258,13 +258,13 @@ class _PostgresStatements:
 
     @classmethod
     def of(cls, connection: Connection) -> _PostgresStatements:
-        """The session of ``connection``'s DBAPI connection, kept in the pool's ``info`` for it
+        """Those of ``connection``'s DBAPI connection, kept in the pool's ``info`` for it
         (SQLAlchemy clears that when the DBAPI connection is closed or replaced)."""
         info = connection.connection.info
-        session = info.get(cls)
-        if session is None:
-            session = info[cls] = cls(connection.connection.dbapi_connection)
-        return session
+        statements = info.get(cls)
+        if statements is None:
+            statements = info[cls] = cls(connection.connection.dbapi_connection)
+        return statements
 
     def _check(self, result: Any) -> Any:
         if result.status not in self._ok:
