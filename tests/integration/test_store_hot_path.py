@@ -202,29 +202,23 @@ def test_sqlite_wal_is_checkpointed_in_the_background(tmp_path) -> None:
     assert not any(t.name == name for t in threading.enumerate())
 
 
-@pytest.fixture()
-def pg_runtime(postgres_url: str, tmp_path, redis_url: str, redis):  # type: ignore[no-untyped-def]
-    from tests.conftest import _empty_postgres, make_settings
-    from workers.runtime import Runtime
-
-    _empty_postgres(postgres_url)
-    runtime = Runtime.build(make_settings(tmp_path, postgres_url, redis_url))
-    yield runtime
-    runtime.engine.dispose()
+# The store-wide ``runtime`` fixture, on its PostgreSQL variant only: these test libpq's path.
+on_postgres_only = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 
 
 def _backend_pid(uow) -> int:  # type: ignore[no-untyped-def]
     return uow.connection.connection.dbapi_connection.pgconn.backend_pid
 
 
-@pytest.mark.postgres
-def test_postgres_prepares_each_statement_once_per_connection(pg_runtime) -> None:
+@on_postgres_only
+def test_postgres_prepares_each_statement_once_per_connection(runtime) -> None:
     prepared = "SELECT statement FROM pg_prepared_statements WHERE starts_with(name, 'crmbot_') ORDER BY name"
 
     def statements(uow) -> list[str]:  # type: ignore[no-untyped-def]
         return [row[0] for row in uow.connection.exec_driver_sql(prepared)]
 
-    with pg_runtime.uow() as uow:
+    with runtime.uow() as uow:
         services.record_inbound(message("你好", 1), uow)
         first = statements(uow)
         services.record_inbound(message("你好", 2), uow)
@@ -232,22 +226,22 @@ def test_postgres_prepares_each_statement_once_per_connection(pg_runtime) -> Non
         pid = _backend_pid(uow)
         uow.commit()
     assert any(sql.startswith("INSERT INTO messages") for sql in first)
-    pg_runtime.engine.dispose()  # a new connection has none prepared: they are prepared again
-    with pg_runtime.uow() as uow:
+    runtime.engine.dispose()  # a new connection has none prepared: they are prepared again
+    with runtime.uow() as uow:
         assert statements(uow) == []
         assert not services.record_inbound(message("你好", 3), uow).duplicate
         assert _backend_pid(uow) != pid
         assert any(sql.startswith("INSERT INTO messages") for sql in statements(uow))
 
 
-@pytest.mark.postgres
-def test_postgres_connection_lost_mid_message_loses_nothing_half_written(pg_runtime, postgres_url) -> None:
-    with pg_runtime.uow() as uow:
+@on_postgres_only
+def test_postgres_connection_lost_mid_message_loses_nothing_half_written(runtime, database_url) -> None:
+    with runtime.uow() as uow:
         services.record_inbound(message("warm-up", 0), uow)
         uow.commit()
-    killer = create_engine(postgres_url)
+    killer = create_engine(database_url)
     try:
-        with pg_runtime.uow() as uow:
+        with runtime.uow() as uow:
             recorded = services.record_inbound(message("lost", 1), uow)  # inside a transaction now
             with killer.begin() as connection:
                 connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": _backend_pid(uow)})
@@ -257,9 +251,9 @@ def test_postgres_connection_lost_mid_message_loses_nothing_half_written(pg_runt
     finally:
         killer.dispose()
     # The pool has dropped the dead connection; the lost message was never committed, so its retry is new.
-    with pg_runtime.uow() as uow:
+    with runtime.uow() as uow:
         assert not services.record_inbound(message("lost", 1), uow).duplicate
         uow.commit()
-    with pg_runtime.uow() as uow:
+    with runtime.uow() as uow:
         texts = [m.text for m in uow.session.scalars(select(Message).order_by(Message.id))]
     assert texts == ["warm-up", "lost"]
