@@ -7,8 +7,8 @@ from typing import Sequence
 from sqlalchemy import bindparam, func, select, update
 
 from config.content import LevelRule
-from crm_store.models import (ChannelIdentity, Conversation, CustomerMerge, Lead, Member, Message,
-                              PointsEntry, Ticket, utcnow)
+from crm_store.models import (ChannelIdentity, Conversation, CustomerMerge, Lead, Member, PointsEntry, Ticket,
+                              utcnow)
 from crm_store.services import next_reference
 from crm_store.uow import Prepared, UnitOfWork
 
@@ -127,9 +127,9 @@ def _next_card_no(uow: UnitOfWork) -> str:
     return next_reference("M", uow, digits=6).replace("-", "")
 
 
-# The rows that follow a customer when records merge.
-_MOVABLE = {"identities": ChannelIdentity, "conversations": Conversation, "messages": Message,
-            "tickets": Ticket, "leads": Lead}
+# The rows that follow a customer when records merge. Messages are not listed: their key to
+# (conversation, customer) moves them with their conversation, on the way there and back.
+_MOVABLE = {"identities": ChannelIdentity, "conversations": Conversation, "tickets": Ticket, "leads": Lead}
 
 
 def merge_customers(from_customer_id: int, into_customer_id: int, reason: str, uow: UnitOfWork) -> CustomerMerge:

@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, ForeignKeyConstraint, Index, String, Text, UniqueConstraint,
+                        text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -52,6 +53,8 @@ class Conversation(Base):
     """The thread between the brand and one channel identity."""
 
     __tablename__ = "conversations"
+    # The key messages refer to: a message's customer is its conversation's customer.
+    __table_args__ = (UniqueConstraint("id", "customer_id", name="uq_conversations_id_customer_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     identity_id: Mapped[int] = mapped_column(ForeignKey("channel_identities.id"), index=True)
@@ -78,17 +81,25 @@ class Message(Base):
               postgresql_where=text("delivery = 'queued'")),
         Index("ix_messages_reply_to_id", "reply_to_id", sqlite_where=text("reply_to_id IS NOT NULL"),
               postgresql_where=text("reply_to_id IS NOT NULL")),
+        # Only inbound messages carry a platform dedupe key; outbound rows stay out of the index.
+        Index("uq_messages_dedupe_key", "dedupe_key", unique=True, sqlite_where=text("dedupe_key IS NOT NULL"),
+              postgresql_where=text("dedupe_key IS NOT NULL")),
+        # One reference checks both the conversation and that the message's customer is the
+        # conversation's, and a merge that moves a conversation moves its messages with it. The
+        # customer is then reached through the conversation: no index or key of its own to keep.
+        ForeignKeyConstraint(["conversation_id", "customer_id"], ["conversations.id", "conversations.customer_id"],
+                             name="fk_messages_conversation_customer", onupdate="CASCADE"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    conversation_id: Mapped[int] = mapped_column()
+    customer_id: Mapped[int] = mapped_column()
     direction: Mapped[str] = mapped_column(String(3))  # in | out
     kind: Mapped[str] = mapped_column(String(20))
     text: Mapped[str] = mapped_column(Text, default="")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     raw: Mapped[str] = mapped_column(Text, default="")
     external_id: Mapped[str | None] = mapped_column(String(64))
-    dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(255))
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     author: Mapped[str] = mapped_column(String(64), default="customer")  # customer | bot | agent:<id>
     delivery: Mapped[str | None] = mapped_column(String(16))

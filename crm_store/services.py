@@ -93,7 +93,7 @@ _NEW_MESSAGE_COLUMNS = ("conversation_id", "customer_id", "direction", "kind", "
 INSERT_NEW_MESSAGE = Prepared(text(
     f"INSERT INTO messages ({', '.join(_NEW_MESSAGE_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in _NEW_MESSAGE_COLUMNS)}) "
-    "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
+    "ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING id"
 ).bindparams(*(bindparam(c, type_=_messages.c[c].type) for c in _NEW_MESSAGE_COLUMNS)))
 FIND_MESSAGE = Prepared(select(_messages.c.id, _messages.c.conversation_id, _messages.c.customer_id).where(
     _messages.c.dedupe_key == bindparam("key")))

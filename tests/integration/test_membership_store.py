@@ -6,6 +6,8 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from bot.inbox import receive
 from channels import base
@@ -13,7 +15,7 @@ from channels.base import InboundMessage
 from crm_store import membership, services
 from config.content import LevelRule
 from crm_store.membership import PointsError
-from crm_store.models import Customer, Member
+from crm_store.models import ChannelIdentity, Conversation, Customer, Member, Message
 
 LEVELS = [LevelRule("普通", 0, ()), LevelRule("银卡", 1000, ()), LevelRule("金卡", 5000, ())]
 
@@ -114,3 +116,44 @@ def test_messages_of_one_customer_are_answered_in_order(runtime) -> None:
     receive(message("second", 2), runtime.uow, router)
     first.join(timeout=10)
     assert order == ["first-start", "first-end", "second-start", "second-end"]
+
+
+def _conversation_of(runtime, openid: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """A customer with a conversation of two messages (the push and the bot's reply)."""
+    msg = InboundMessage("wechat", "gh", openid, f"msg:{openid}", base.TEXT, datetime.now(timezone.utc), "你好")
+    receive(msg, runtime.uow, runtime.router)
+    with runtime.uow() as uow:
+        conversation = uow.session.scalars(select(Conversation).join(
+            ChannelIdentity, ChannelIdentity.id == Conversation.identity_id).filter(
+            ChannelIdentity.external_id == openid)).one()
+        return conversation.customer_id, conversation.id
+
+
+def _message_customers(runtime, conversation_id: int) -> list[int]:  # type: ignore[no-untyped-def]
+    with runtime.uow() as uow:
+        return list(uow.session.scalars(select(Message.customer_id).filter_by(conversation_id=conversation_id)))
+
+
+def test_merge_moves_messages_with_their_conversation_and_back(runtime) -> None:
+    weibo_fan, conversation_id = _conversation_of(runtime, "oMerged")
+    wechat_customer, _ = _conversation_of(runtime, "oKept")
+    assert _message_customers(runtime, conversation_id) == [weibo_fan, weibo_fan]
+    with runtime.uow() as uow:
+        merge_id = membership.merge_customers(weibo_fan, wechat_customer, "test", uow).id
+        uow.commit()
+    assert _message_customers(runtime, conversation_id) == [wechat_customer, wechat_customer]
+    with runtime.uow() as uow:
+        membership.unmerge(merge_id, uow)
+        uow.commit()
+    assert _message_customers(runtime, conversation_id) == [weibo_fan, weibo_fan]
+
+
+def test_a_message_cannot_name_a_customer_other_than_its_conversations(runtime) -> None:
+    customer_id, conversation_id = _conversation_of(runtime, "oOwner")
+    other, _ = _conversation_of(runtime, "oOther")
+    with runtime.uow() as uow, pytest.raises(IntegrityError):
+        services.record_outbound(conversation_id, "wrong customer", uow, customer_id=other)
+    with runtime.uow() as uow:
+        services.record_outbound(conversation_id, "right customer", uow)  # the conversation's, read
+        uow.commit()
+    assert _message_customers(runtime, conversation_id) == [customer_id] * 3
