@@ -235,7 +235,8 @@ def test_postgres_prepares_each_statement_once_per_connection(runtime) -> None:
 
 
 @on_postgres_only
-def test_postgres_connection_lost_mid_message_loses_nothing_half_written(runtime, database_url) -> None:
+@pytest.mark.parametrize("lost_before", ["statement", "commit"])
+def test_postgres_connection_lost_mid_message_loses_nothing_half_written(runtime, database_url, lost_before) -> None:
     with runtime.uow() as uow:
         services.record_inbound(message("warm-up", 0), uow)
         uow.commit()
@@ -246,7 +247,10 @@ def test_postgres_connection_lost_mid_message_loses_nothing_half_written(runtime
             with killer.begin() as connection:
                 connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": _backend_pid(uow)})
             with pytest.raises(OperationalError) as lost:
-                services.record_outbound(recorded.conversation_id, "x", uow, customer_id=recorded.customer_id)
+                if lost_before == "statement":
+                    services.record_outbound(recorded.conversation_id, "x", uow, customer_id=recorded.customer_id)
+                else:
+                    uow.commit()
             assert lost.value.connection_invalidated
     finally:
         killer.dispose()
@@ -257,3 +261,17 @@ def test_postgres_connection_lost_mid_message_loses_nothing_half_written(runtime
     with runtime.uow() as uow:
         texts = [m.text for m in uow.session.scalars(select(Message).order_by(Message.id))]
     assert texts == ["warm-up", "lost"]
+
+
+@on_postgres_only
+def test_postgres_error_at_commit_is_sqlalchemys_and_keeps_nothing(runtime) -> None:
+    with runtime.uow() as uow:
+        services.record_inbound(message("kept out", 1), uow)
+        # A key checked only at COMMIT: the commit itself fails.
+        uow.connection.exec_driver_sql("CREATE TEMP TABLE deferred (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+        uow.connection.exec_driver_sql("INSERT INTO deferred VALUES (1), (1)")
+        with pytest.raises(IntegrityError):
+            uow.commit()
+    with runtime.uow() as uow:
+        assert uow.session.scalars(select(Message)).all() == []
+        assert not services.record_inbound(message("kept out", 1), uow).duplicate
