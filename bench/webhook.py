@@ -530,6 +530,9 @@ def run_service(store: str, database_url: str, redis: EmbeddedRedis, base_env: d
         say(f"[{store}] the service logged errors; last lines of its log:\n{service.tail(25)}")
     baseline.update(name=f"echo (vs {store})", kind="echo", store=None)
     ratio = result["throughput"] / baseline["throughput"] if baseline["throughput"] else 0.0
+    # Each turn of the service against the echo turn just before it: how far the noise reaches.
+    result["round_ratios"] = [round(s / e, 2) if e else 0.0
+                              for s, e in zip(result["round_throughputs"], baseline["round_throughputs"])]
     stored_ok = stored["rows"] == stored["distinct_keys"] == result["accepted"]
     result.update(
         name=f"service/{store}", kind="service", store=store, ratio=ratio, stored=stored, log=findings,
@@ -573,6 +576,8 @@ def _fmt_table(rows: list[dict[str, Any]], skipped: dict[str, str]) -> str:
     for r in rows:
         if r.get("rounds", 1) > 1:
             lines.append(f"  {r['name']}: req/s per round: {', '.join(f'{x:.0f}' for x in r['round_throughputs'])}")
+            if r["kind"] == "service":
+                lines.append(f"  {r['name']}: ratio per round: {', '.join(f'{x:.2f}' for x in r['round_ratios'])}")
         if r.get("error_samples"):
             lines.append(f"  {r['name']}: error samples: {'; '.join(r['error_samples'])}")
         if r["kind"] == "service":
@@ -590,11 +595,11 @@ def _fmt_table(rows: list[dict[str, Any]], skipped: dict[str, str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.webhook", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per target and store (default 10)")
+    parser.add_argument("--duration", type=float, default=30.0, help="measured seconds per target and store (default 30)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before the first round of each target (default 2)")
     parser.add_argument("--concurrency", type=int, default=8, help="connections in flight (default 8)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="echo and service take turns this many times, each for duration/rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="echo and service take turns this many times, each for duration/rounds (default 6)")
     parser.add_argument("--pg-over", choices=("unix", "tcp"), default="unix",
                         help="how the service reaches its PostgreSQL on this machine (default: its unix socket)")
     parser.add_argument("--sqlite", action=argparse.BooleanOptionalAction, default=True,
