@@ -135,17 +135,17 @@ def _message_customers(runtime, conversation_id: int) -> list[int]:  # type: ign
 
 
 def test_merge_moves_messages_with_their_conversation_and_back(runtime) -> None:
-    weibo_fan, conversation_id = _conversation_of(runtime, "oMerged")
-    wechat_customer, _ = _conversation_of(runtime, "oKept")
-    assert _message_customers(runtime, conversation_id) == [weibo_fan, weibo_fan]
+    merged, conversation_id = _conversation_of(runtime, "oMerged")
+    kept, _ = _conversation_of(runtime, "oKept")
+    assert _message_customers(runtime, conversation_id) == [merged, merged]
     with runtime.uow() as uow:
-        merge_id = membership.merge_customers(weibo_fan, wechat_customer, "test", uow).id
+        merge_id = membership.merge_customers(merged, kept, "test", uow).id
         uow.commit()
-    assert _message_customers(runtime, conversation_id) == [wechat_customer, wechat_customer]
+    assert _message_customers(runtime, conversation_id) == [kept, kept]
     with runtime.uow() as uow:
         membership.unmerge(merge_id, uow)
         uow.commit()
-    assert _message_customers(runtime, conversation_id) == [weibo_fan, weibo_fan]
+    assert _message_customers(runtime, conversation_id) == [merged, merged]
 
 
 def test_a_message_cannot_name_a_customer_other_than_its_conversations(runtime) -> None:

@@ -10,7 +10,7 @@ push) thus maintains two indexes and checks one key fewer.
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-24
+Create Date: 2026-11-23
 """
 from alembic import op
 import sqlalchemy as sa
