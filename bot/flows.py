@@ -1,10 +1,14 @@
-"""Multi-turn flows as explicit state tables.
+"""Multi-turn flows as explicit tables of steps.
 
-A flow has an entry (called when its intent starts it) and a table of states; each state
-handler takes the customer's text and returns a ``Step``: the reply and the next state, or
-``None`` when the flow is over. The active flow lives in the conversation state as
-``{"name", "step", "slots", "at"}``; cancel words, non-text input and timeouts are handled once,
-for every flow, by ``FlowHandler``.
+A flow has an entry (called when its action starts it) and a table of steps. Each step asks for
+something (its prompt), says whether a message answers it (``accepts``), and handles the answer,
+returning a ``Step``: the reply and the next step, or ``None`` when the flow is over. The active
+flow lives in the conversation state as ``{"name", "step", "slots", "at"}``.
+
+``run_flow`` treats every flow alike, so none traps the customer: 取消 always leaves; a message
+that does not answer the step is read on its own: a question is answered and the prompt
+repeated, a clear new subject (a complaint, a human, points ...) leaves the flow for it, and
+anything else gets the step's own re-prompt.
 """
 from __future__ import annotations
 
@@ -14,211 +18,263 @@ from typing import Any, Callable, Mapping
 
 from redis.exceptions import RedisError
 
-from bot import policy
-from bot.router import Context, is_cancel
+from bot import policy, slots
+from bot.router import ACTION_OF_REQUEST, NEW_SUBJECTS, Context, is_question
+from bot.understanding import from_models
 from channels.base import InboundMessage
-from crm_store import membership, services
+from config.content import normalize_command
 from crm_store.models import Ticket, utcnow
-from nlp.sentiment import lexicon_sentiment as sentiment
-
-PHONE = re.compile(r"^1[3-9]\d{9}$")
-ORDER_NO = re.compile(r"^[a-z0-9-]{6,32}$")
-NONE_WORDS = ("无", "没有", "暂无", "没", "no", "none")
+from nlp.text import normalize
 
 
 @dataclass(frozen=True)
 class Step:
     reply: str
     next: str | None = None  # None: the flow is over
+    reroute: bool = False  # the flow is over and this message was not for it: route it anew
 
 
-StateHandler = Callable[[str, Context, dict[str, Any]], Step]
+Slots = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FlowStep:
+    prompt: str  # the reply name that asks for this step
+    accepts: Callable[[Context, Slots], bool]
+    handle: Callable[[Context, Slots], Step]
 
 
 @dataclass(frozen=True)
 class Flow:
     name: str
-    entry: Callable[[InboundMessage, Context, dict[str, Any]], Step]
-    states: Mapping[str, StateHandler]
-    prompts: Mapping[str, str]  # state -> reply name that asks for it (repeated after bad input)
+    entry: Callable[[Context, Slots], Step]
+    steps: Mapping[str, FlowStep]
 
 
-def mobile(text: str) -> str | None:
-    """A mainland mobile number from what a customer types (spaces, dashes, +86 allowed)."""
-    digits = re.sub(r"[\s\-()]", "", text)
-    digits = digits[3:] if digits.startswith("+86") else digits[2:] if digits.startswith("86") and len(digits) == 13 \
-        else digits
-    return digits if PHONE.match(digits) else None
-
-
-def masked(phone: str) -> str:
-    return f"{phone[:3]}****{phone[-4:]}"
+def _anything(ctx: Context, slots_: Slots) -> bool:
+    return True
 
 
 # --- member binding -------------------------------------------------------------------------
 
-def _bind_entry(msg: InboundMessage, ctx: Context, slots: dict[str, Any]) -> Step:
-    member = membership.member_of(ctx.customer_id, ctx.uow)
+def _bind_entry(ctx: Context, s: Slots) -> Step:
+    member = ctx.store.member(ctx.customer_id)
     if member is not None:
         return Step(ctx.say("bind_already", card_no=member.card_no))
-    phone = mobile(ctx.text)  # "绑卡 13812345678" in one message
-    return _send_code(phone, ctx, slots) if phone else Step(ctx.say("bind_ask_phone"), "phone")
+    phone = slots.mobile(ctx.text)  # "绑卡 13812345678" in one message
+    return _send_code(phone, ctx, s) if phone else Step(ctx.say("bind_ask_phone"), "phone")
 
 
-def _send_code(phone: str, ctx: Context, slots: dict[str, Any]) -> Step:
+def _send_code(phone: str, ctx: Context, s: Slots) -> Step:
     try:
         ctx.codes.issue(ctx.conversation_id, phone)
     except RedisError:
         return Step(ctx.say("bind_unavailable"))
-    slots["phone"] = phone
-    return Step(ctx.say("bind_code_sent", masked=masked(phone), minutes=ctx.codes.ttl // 60), "code")
+    s["phone"] = phone
+    return Step(ctx.say("bind_code_sent", masked=slots.masked(phone), minutes=ctx.codes.ttl // 60), "code")
 
 
-def _bind_phone(text: str, ctx: Context, slots: dict[str, Any]) -> Step:
-    phone = mobile(text)
-    return _send_code(phone, ctx, slots) if phone else Step(ctx.say("bad_phone"), "phone")
+def _bind_phone(ctx: Context, s: Slots) -> Step:
+    phone = slots.mobile(ctx.text)
+    return _send_code(phone, ctx, s) if phone else Step(ctx.say("bad_phone"), "phone")
 
 
-def _bind_code(text: str, ctx: Context, slots: dict[str, Any]) -> Step:
-    phone = mobile(text)
+def _looks_like_code(ctx: Context, s: Slots) -> bool:
+    return bool(re.fullmatch(r"\d{4,8}", re.sub(r"\s", "", normalize(ctx.text)))) or bool(slots.mobile(ctx.text))
+
+
+def _bind_code(ctx: Context, s: Slots) -> Step:
+    phone = slots.mobile(ctx.text)
     if phone:  # the phone answered again (a typo fixed): a new code goes to the new number
-        return _send_code(phone, ctx, slots)
+        return _send_code(phone, ctx, s)
     try:
-        left = ctx.codes.check(ctx.conversation_id, slots["phone"], re.sub(r"\s", "", text))
+        left = ctx.codes.check(ctx.conversation_id, s["phone"], re.sub(r"\s", "", normalize(ctx.text)))
     except RedisError:
         return Step(ctx.say("bind_unavailable"))
     if left == 0:
         return Step(ctx.say("bind_code_failed"))
     if left > 0:
         return Step(ctx.say("bind_bad_code", left=left), "code")
-    member, _ = membership.bind_member(ctx.customer_id, slots["phone"], ctx.uow)
+    member = ctx.store.bind_member(ctx.customer_id, s["phone"])
     ctx.customer_id = member.customer_id
-    standing = membership.standing(member.id, ctx.content.rules.levels, ctx.uow)
+    standing = ctx.store.standing(member.id, ctx.content.rules.levels)
     return Step(ctx.say("bind_done", card_no=member.card_no, level=standing.level.name, balance=standing.balance))
 
 
-BIND = Flow("member_bind", _bind_entry, {"phone": _bind_phone, "code": _bind_code},
-            {"phone": "bind_ask_phone", "code": "bind_ask_code"})
-
-
-def _note_request(ctx: Context, slots: dict[str, Any]) -> None:
-    """Keep the message that started the flow and the keyword that recognized it."""
-    slots["first"] = ctx.text
-    slots["keyword"] = ctx.intent.keyword if ctx.intent else None
+BIND = Flow("member_bind", _bind_entry, {
+    "phone": FlowStep("bind_ask_phone", lambda ctx, s: bool(slots.mobile(ctx.text)), _bind_phone),
+    "code": FlowStep("bind_ask_code", _looks_like_code, _bind_code),
+})
 
 
 # --- complaint intake -----------------------------------------------------------------------
 
-def _complaint_entry(msg: InboundMessage, ctx: Context, slots: dict[str, Any]) -> Step:
-    _note_request(ctx, slots)
-    return Step(ctx.say("complaint_ask_order"), "order")
+# Words that ask to complain without saying what about: "我要投诉" is not yet a description.
+_ASKING_TO_COMPLAIN = re.compile(r"投诉|我要|我想|想要|要|想|反馈|一下|你们|你|我|请问|麻烦|怎么|在哪|哪里|帮我|"
+                                 r"\b(?:i|want|to|would|like|make|file|a|an|complaint|complain|please|how|do|can|"
+                                 r"you|help|me)\b")
 
 
-def _complaint_order(text: str, ctx: Context, slots: dict[str, Any]) -> Step:
-    clean = text.strip().lower()
-    if clean in NONE_WORDS:
-        slots["order_no"] = None
-    elif ORDER_NO.match(clean):
-        slots["order_no"] = text.strip()
-    elif len(clean) > 15:  # they described the problem straight away: take it, without an order
-        slots["order_no"] = None
-        return _complaint_description(text, ctx, slots)
-    else:
+def describes_problem(text: str) -> bool:
+    """Whether ``text`` says what went wrong, beyond asking to complain."""
+    rest = _ASKING_TO_COMPLAIN.sub("", normalize(text).replace("'", " "))
+    return len(normalize_command(rest)) >= 2
+
+
+def _complaint_entry(ctx: Context, s: Slots) -> Step:
+    s["order_no"] = slots.order_number(ctx.text, ctx.content.rules.order_formats)
+    if not describes_problem(ctx.text):
+        return Step(ctx.say("complaint_ask_description"), "description")
+    return _open_complaint(ctx.text, ctx, s)
+
+
+def _open_complaint(description: str, ctx: Context, s: Slots) -> Step:
+    """The ticket opens as soon as the problem is known: the customer's own words are its
+    description, and nothing already said is asked again. The order number may follow."""
+    ticket = open_ticket(ctx, "complaint", description, s.get("order_no"))
+    s["ticket_id"], s["reference"] = ticket.id, ticket.reference
+    wait = policy.response_time_text(ticket.priority, ctx.content.rules, ctx.lang)
+    if ticket.priority == "P1":
+        return Step(ctx.say("complaint_urgent", reference=ticket.reference, response_time=wait))
+    opened = ctx.say("complaint_opened", reference=ticket.reference, response_time=wait)
+    if ticket.order_no:
+        return Step(opened)
+    return Step(f"{opened}\n{ctx.say('complaint_ask_order')}", "order")
+
+
+def _complaint_description(ctx: Context, s: Slots) -> Step:
+    s["order_no"] = s.get("order_no") or slots.order_number(ctx.text, ctx.content.rules.order_formats)
+    if not describes_problem(ctx.text):
+        return Step(ctx.say("complaint_ask_description"), "description")
+    return _open_complaint(ctx.text, ctx, s)
+
+
+def _gives_order(ctx: Context, s: Slots) -> bool:
+    return bool(slots.order_number(ctx.text, ctx.content.rules.order_formats)) or slots.says_none(ctx.text) \
+        or slots.mentions_order(ctx.text)
+
+
+def _complaint_order(ctx: Context, s: Slots) -> Step:
+    order_no = slots.order_number(ctx.text, ctx.content.rules.order_formats)
+    reference = s["reference"]
+    if order_no:
+        ctx.store.add_to_ticket(s["ticket_id"], order_no=order_no)
+        return Step(ctx.say("complaint_order_added", order_no=order_no, reference=reference))
+    if slots.says_none(ctx.text):
+        return Step(ctx.say("complaint_done", reference=reference))
+    if slots.mentions_order(ctx.text):  # an order number, but not in a form this brand issues
         return Step(ctx.say("complaint_bad_order"), "order")
-    return Step(ctx.say("complaint_ask_description"), "description")
+    if ctx.u.intent == "complaint" or ctx.u.sentiment.label == "neg":  # more about the problem
+        ctx.store.add_to_ticket(s["ticket_id"], detail=ctx.text)
+        return Step(ctx.say("complaint_detail_added", reference=reference))
+    return Step("", reroute=True)  # "好的谢谢": the ticket stands, the message is read on its own
 
 
-def _complaint_description(text: str, ctx: Context, slots: dict[str, Any]) -> Step:
-    description = "\n".join(part for part in (slots.get("first"), text.strip()) if part)
-    ticket = open_ticket(ctx, "complaint", description, slots.get("order_no"))
-    return Step(ctx.say("complaint_done", reference=ticket.reference,
-                        response_time=policy.response_time_text(ticket.priority, ctx.content.rules)))
-
-
-def open_ticket(ctx: Context, source: str, description: str, order_no: str | None = None):  # type: ignore[no-untyped-def]
-    """A ticket for this conversation, its priority and SLA from the operator's rules."""
+def open_ticket(ctx: Context, source: str, description: str, order_no: str | None = None) -> Ticket:
+    """A ticket for this conversation, its category, priority and SLA from the operator's rules."""
     rules = ctx.content.rules
-    member_id = membership.member_id_of(ctx.customer_id, ctx.uow)
-    level = membership.level(member_id, rules.levels, ctx.uow).name if member_id is not None else None
-    priority = policy.priority(description, sentiment(description), level, rules)
+    member_id = ctx.store.member_id(ctx.customer_id)
+    level = ctx.store.level(member_id, rules.levels).name if member_id is not None else None
+    mood = ctx.u.sentiment if ctx.u.source == "model" else from_models(description, None, ctx.content).sentiment
+    category = policy.category(description, rules)
+    priority = policy.priority(description, category, mood, level, rules)
     first_due, resolution_due = policy.due_times(priority, utcnow(), rules)
-    return services.open_ticket(
-        ctx.customer_id, ctx.conversation_id, ctx.uow, source=source,
-        category=policy.category(description, rules) if source == "complaint" else "handoff",
+    return ctx.store.open_ticket(
+        ctx.customer_id, ctx.conversation_id, source=source,
+        category=category if source == "complaint" or category in rules.urgent_categories else "handoff",
         priority=priority, first_response_due=first_due, resolution_due=resolution_due,
         description=description, order_no=order_no)
 
 
-COMPLAINT = Flow("complaint", _complaint_entry,
-                 {"order": _complaint_order, "description": _complaint_description},
-                 {"order": "complaint_ask_order", "description": "complaint_ask_description"})
+COMPLAINT = Flow("complaint", _complaint_entry, {
+    "description": FlowStep("complaint_ask_description",
+                            lambda ctx, s: describes_problem(ctx.text) and not is_question(ctx.text)
+                            or ctx.u.intent == "complaint", _complaint_description),
+    "order": FlowStep("complaint_ask_order", _gives_order, _complaint_order),
+})
 
 
 # --- lead capture ---------------------------------------------------------------------------
 
-def _lead_entry(msg: InboundMessage, ctx: Context, slots: dict[str, Any]) -> Step:
-    _note_request(ctx, slots)
-    return Step(ctx.say("lead_ask_name"), "name")
+def _lead_fill(ctx: Context, s: Slots, asked: str | None) -> None:
+    """Take every slot the message gives: a name, a phone, what they want."""
+    name = slots.person_name(ctx.text, whole=asked == "name")
+    phone = slots.mobile(ctx.text)
+    if name:
+        s["name"] = name
+    if phone:
+        s["phone"] = phone
+    if asked == "interest" or (asked is None and ctx.u.source == "model"):
+        s["interest"] = "\n".join(part for part in (s.get("interest"), ctx.text.strip()) if part)
 
 
-def _lead_name(text: str, ctx: Context, slots: dict[str, Any]) -> Step:
-    name = text.strip()
-    if not 1 <= len(name) <= 20 or mobile(name):
-        return Step(ctx.say("lead_bad_name"), "name")
-    slots["name"] = name
-    return Step(ctx.say("lead_ask_phone"), "phone")
+def _lead_next(ctx: Context, s: Slots) -> Step:
+    for slot, prompt in (("name", "lead_ask_name"), ("phone", "lead_ask_phone"), ("interest", "lead_ask_interest")):
+        if not s.get(slot):
+            return Step(ctx.say(prompt), slot)
+    ctx.store.capture_lead(ctx.customer_id, ctx.conversation_id, name=s["name"], phone=s["phone"],
+                           interest=s["interest"], keyword=s.get("keyword"))
+    return Step(ctx.say("lead_done", who=s["name"], masked=slots.masked(s["phone"])))
 
 
-def _lead_phone(text: str, ctx: Context, slots: dict[str, Any]) -> Step:
-    phone = mobile(text)
-    if not phone:
-        return Step(ctx.say("bad_phone"), "phone")
-    slots["phone"] = phone
-    return Step(ctx.say("lead_ask_interest"), "interest")
+def _lead_entry(ctx: Context, s: Slots) -> Step:
+    rules = ctx.content.rules
+    s["keyword"] = next(iter(slots.business_terms(ctx.text, rules.business_words)), None) or \
+        (normalize_command(ctx.text) or None if ctx.u.source == "command" else None)
+    _lead_fill(ctx, s, None)
+    return _lead_next(ctx, s)
 
 
-def _lead_interest(text: str, ctx: Context, slots: dict[str, Any]) -> Step:
-    phone = mobile(text)
-    if phone:  # the phone answered again: keep the newer one and ask again
-        slots["phone"] = phone
-        return Step(ctx.say("lead_ask_interest"), "interest")
-    conversation = ctx.uow.conversations.get(ctx.conversation_id)
-    identity = ctx.uow.identities.get(conversation.identity_id)
-    interest = "\n".join(part for part in (slots.get("first"), text.strip()) if part)
-    services.capture_lead(ctx.customer_id, ctx.uow, name=slots["name"], phone=slots["phone"], interest=interest,
-                          source_channel=conversation.channel, keyword=slots.get("keyword"),
-                          campaign=identity.subscribe_scene)
-    return Step(ctx.say("lead_done"))
+def _lead_step(slot: str, bad: str) -> Callable[[Context, Slots], Step]:
+    def handle(ctx: Context, s: Slots) -> Step:
+        _lead_fill(ctx, s, slot)
+        if not s.get(slot):
+            return Step(ctx.say(bad), slot)
+        return _lead_next(ctx, s)
+    return handle
 
 
-LEAD = Flow("lead", _lead_entry, {"name": _lead_name, "phone": _lead_phone, "interest": _lead_interest},
-            {"name": "lead_ask_name", "phone": "lead_ask_phone", "interest": "lead_ask_interest"})
+def _answers_name(ctx: Context, s: Slots) -> bool:
+    return bool(slots.person_name(ctx.text, whole=True) or slots.person_name(ctx.text) or slots.mobile(ctx.text))
+
+
+LEAD = Flow("lead", _lead_entry, {
+    "name": FlowStep("lead_ask_name", _answers_name, _lead_step("name", "lead_bad_name")),
+    "phone": FlowStep("lead_ask_phone", lambda ctx, s: bool(slots.mobile(ctx.text)), _lead_step("phone", "bad_phone")),
+    "interest": FlowStep("lead_ask_interest", lambda ctx, s: not is_question(ctx.text) or bool(slots.mobile(ctx.text)),
+                         _lead_step("interest", "lead_ask_interest")),
+})
 
 
 # --- satisfaction (CSAT) after a resolved ticket ---------------------------------------------
 
-def _csat_entry(msg: InboundMessage, ctx: Context, slots: dict[str, Any]) -> Step:
+def _csat_entry(ctx: Context, s: Slots) -> Step:
     raise RuntimeError("CSAT starts when a ticket is resolved (start_csat), not from a message")
 
 
-def _csat_score(text: str, ctx: Context, slots: dict[str, Any]) -> Step:
-    digits = re.sub(r"\D", "", text.replace("分", "").replace("星", ""))
-    if len(digits) != 1 or not 1 <= int(digits) <= 5:
+def _score(text: str) -> int | None:
+    digits = re.sub(r"\D", "", normalize(text).replace("分", "").replace("星", ""))
+    return int(digits) if len(digits) == 1 and 1 <= int(digits) <= 5 else None
+
+
+def _csat_score(ctx: Context, s: Slots) -> Step:
+    score = _score(ctx.text)
+    if score is None:
         return Step(ctx.say("csat_bad"), "score")
-    services.record_csat(slots["ticket_id"], int(digits), ctx.uow)
+    ctx.store.record_csat(s["ticket_id"], score)
     return Step(ctx.say("csat_ask_comment"), "comment")
 
 
-def _csat_comment(text: str, ctx: Context, slots: dict[str, Any]) -> Step:
-    comment = text.strip()
-    if comment.lower() not in NONE_WORDS + ("没有了", "不用"):
-        ticket = ctx.uow.session.get(Ticket, slots["ticket_id"])
-        services.record_csat(ticket.id, ticket.csat_score, ctx.uow, comment=comment)
+def _csat_comment(ctx: Context, s: Slots) -> Step:
+    if not slots.says_none(ctx.text):
+        ctx.store.record_csat(s["ticket_id"], None, comment=ctx.text.strip())
     return Step(ctx.say("csat_thanks"))
 
 
-CSAT = Flow("csat", _csat_entry, {"score": _csat_score, "comment": _csat_comment},
-            {"score": "csat_bad", "comment": "csat_ask_comment"})
+CSAT = Flow("csat", _csat_entry, {
+    "score": FlowStep("csat_bad", lambda ctx, s: _score(ctx.text) is not None, _csat_score),
+    "comment": FlowStep("csat_ask_comment", lambda ctx, s: ctx.u.source != "command", _csat_comment),
+})
 
 FLOWS = {flow.name: flow for flow in (BIND, COMPLAINT, LEAD, CSAT)}
 STARTED_BY = {"member_bind": BIND, "complaint": COMPLAINT, "lead": LEAD}
@@ -229,27 +285,43 @@ def start_csat(state: dict[str, Any], ticket_id: int, now: float) -> None:
     state["flow"] = {"name": CSAT.name, "step": "score", "slots": {"ticket_id": ticket_id}, "at": now}
 
 
-class FlowHandler:
-    """Runs the active flow (cancel, non-text, the state's handler), or starts one by intent."""
+def start_flow(name: str, msg: InboundMessage, ctx: Context) -> str:
+    """The action that starts flow ``name``."""
+    flow, s = STARTED_BY[name], {}
+    return _advance(flow, flow.entry(ctx, s), s, msg, ctx)
 
-    def matches(self, msg: InboundMessage, ctx: Context) -> bool:
-        return "flow" in ctx.state or (ctx.intent is not None and ctx.intent.name in STARTED_BY)
 
-    def handle(self, msg: InboundMessage, ctx: Context) -> str:
-        active = ctx.state.get("flow")
-        if active is None:
-            flow, slots = STARTED_BY[ctx.intent.name], {}
-            step = flow.entry(msg, ctx, slots)
-        else:
-            flow, slots = FLOWS[active["name"]], active["slots"]
-            if ctx.text and is_cancel(ctx.text, ctx.content.rules.cancel_words):
-                del ctx.state["flow"]
-                return ctx.say("cancelled")
-            if not ctx.text:
-                return ctx.say("text_needed", prompt=ctx.say(flow.prompts[active["step"]]))
-            step = flow.states[active["step"]](ctx.text, ctx, slots)
-        if step.next is None:
-            ctx.state.pop("flow", None)
-        else:
-            ctx.state["flow"] = {"name": flow.name, "step": step.next, "slots": slots, "at": ctx.now}
-        return step.reply
+def run_flow(msg: InboundMessage, ctx: Context) -> str:
+    """The action for a message inside the active flow."""
+    active = ctx.state["flow"]
+    flow, s = FLOWS[active["name"]], active["slots"]
+    step = flow.steps[active["step"]]
+    if ctx.u.request == "cancel":
+        del ctx.state["flow"]
+        return ctx.say("cancelled")
+    if ctx.u.source == "none":
+        return ctx.say("text_needed", prompt=ctx.say(step.prompt))
+    if not step.accepts(ctx, s):
+        router = ctx.router
+        other = router._refined(ACTION_OF_REQUEST[ctx.u.request], ctx.u) if ctx.u.source == "command" \
+            else router.decide_by_models(ctx.u)
+        if other in NEW_SUBJECTS and STARTED_BY.get(other) is not flow:
+            del ctx.state["flow"]
+            return "\n".join(part for part in (ctx.say("flow_left"), router.actions[other](msg, ctx)) if part)
+        hit = router.faq_answers(ctx.u, unprompted=other != "faq") if is_question(ctx.text) or other == "faq" \
+            else None
+        if hit is not None:  # a question in the middle: answered, then the step's question again
+            active["at"] = ctx.now
+            return f"{router.faq.entries[hit.entry_id].answer(ctx.lang)}\n{ctx.say(step.prompt)}"
+    return _advance(flow, step.handle(ctx, s), s, msg, ctx)
+
+
+def _advance(flow: Flow, step: Step, s: Slots, msg: InboundMessage, ctx: Context) -> str:
+    if step.next is None:
+        ctx.state.pop("flow", None)
+    else:
+        ctx.state["flow"] = {"name": flow.name, "step": step.next, "slots": s, "at": ctx.now}
+    if step.reroute:
+        action = ctx.router.decide(msg.kind, ctx.u, ctx.state, False)
+        return ctx.router.actions[action](msg, ctx)
+    return step.reply

@@ -1,145 +1,150 @@
-"""The bot's rules, in the order the router tries them."""
+"""What the bot does for each action ``Router.decide`` can choose."""
 from __future__ import annotations
 
+from functools import partial
+
 from bot import flows, policy
-from bot.router import Context, Handler, is_cancel
+from bot.router import Action, Context, numbered
 from channels import base
 from channels.base import InboundMessage
-from crm_store import membership
-from nlp.text import find_terms
 
-# Events that need no answer: WeChat shows nothing for them, or the customer already left.
-SILENT_KINDS = frozenset({base.UNSUBSCRIBE, base.MENU_VIEW, base.LOCATION_REPORT, base.SCAN, base.UNKNOWN})
-KIND_NAMES = {base.IMAGE: "图片", base.VOICE: "语音", base.VIDEO: "视频", base.LOCATION: "位置",
-              base.LINK: "链接", base.MENU_CLICK: "菜单选择"}
+KIND_NAMES = {"zh": {base.IMAGE: "图片", base.VOICE: "语音", base.VIDEO: "视频", base.LOCATION: "位置",
+                     base.LINK: "链接", base.MENU_CLICK: "菜单选择"},
+              "en": {base.IMAGE: "picture", base.VOICE: "voice message", base.VIDEO: "video",
+                     base.LOCATION: "location", base.LINK: "link", base.MENU_CLICK: "menu choice"}}
 
 
-class AgentOwned:
-    """While a hand-off ticket is open the bot stays quiet: the message is stored, the agent
-    reads it in the console and answers."""
+def reply(name: str, msg: InboundMessage, ctx: Context) -> str:
+    """A fixed answer that also ends a run of misunderstood messages."""
+    ctx.state.pop("misses", None)
+    return ctx.say(name)
 
-    def matches(self, msg: InboundMessage, ctx: Context) -> bool:
-        return msg.kind != base.SUBSCRIBE and ctx.agent_owned
 
-    def handle(self, msg: InboundMessage, ctx: Context) -> str:
+def silent(msg: InboundMessage, ctx: Context) -> str:
+    return ""
+
+
+def welcome(msg: InboundMessage, ctx: Context) -> str:
+    ctx.state.clear()  # a new follow starts a new conversation with the bot
+    return ctx.say("welcome")
+
+
+def non_text(msg: InboundMessage, ctx: Context) -> str:
+    names = KIND_NAMES.get(ctx.lang, KIND_NAMES["zh"])
+    return ctx.say("non_text", kind=names.get(msg.kind, "message" if ctx.lang == "en" else "消息"))
+
+
+def handoff(msg: InboundMessage, ctx: Context) -> str:
+    """Queue the conversation for an agent: the customer learns the ticket, the expected wait and
+    how to call it off; until an agent resolves it the bot only acknowledges."""
+    lang = ctx.state.get("lang")
+    ctx.state.clear()
+    if lang:
+        ctx.state["lang"] = lang
+    ctx.state["ack_at"] = ctx.now  # the hand-off answer is the first acknowledgement
+    ticket = flows.open_ticket(ctx, "handoff", ctx.text or ctx.say("intent_names.human"))
+    return ctx.say("handoff_queued", reference=ticket.reference,
+                   response_time=policy.response_time_text(ticket.priority, ctx.content.rules, ctx.lang))
+
+
+def handoff_wait(msg: InboundMessage, ctx: Context) -> str:
+    """While an agent has the conversation: a short acknowledgement, at most once per interval."""
+    if ctx.now - float(ctx.state.get("ack_at", 0)) < ctx.content.rules.thresholds["handoff_ack_seconds"]:
         return ""
+    ticket = ctx.store.waiting_handoff(ctx.conversation_id)
+    ctx.state["ack_at"] = ctx.now
+    return ctx.say("handoff_waiting", reference=ticket.reference if ticket else "")
 
 
-class Welcome:
-    def matches(self, msg: InboundMessage, ctx: Context) -> bool:
-        return msg.kind == base.SUBSCRIBE
-
-    def handle(self, msg: InboundMessage, ctx: Context) -> str:
-        ctx.state.clear()  # a new follow starts a new conversation with the bot
-        return ctx.say("welcome")
-
-
-class Silent:
-    def matches(self, msg: InboundMessage, ctx: Context) -> bool:
-        return msg.kind in SILENT_KINDS
-
-    def handle(self, msg: InboundMessage, ctx: Context) -> str:
-        return ""
+def handoff_cancel(msg: InboundMessage, ctx: Context) -> str:
+    ticket = ctx.store.cancel_handoff(ctx.conversation_id)
+    if ticket is None:  # an agent has already claimed it: they answer
+        return handoff_wait(msg, ctx) or ctx.say("handoff_waiting", reference="")
+    ctx.state.pop("ack_at", None)
+    return ctx.say("handoff_cancelled", reference=ticket.reference)
 
 
-class HandOff:
-    """人工/客服, a strongly negative message, or one miss too many: queue for an agent."""
-
-    def matches(self, msg: InboundMessage, ctx: Context) -> bool:
-        if "flow" in ctx.state:
-            # Inside a flow only a short request counts ("人工", "转客服"): "客服很耐心" is an answer.
-            intent = ctx.intent
-            return intent is not None and intent.name == "human" and len(ctx.text) - len(intent.keyword or "") <= 2
-        if ctx.intent is not None:
-            return ctx.intent.name == "human"
-        return ctx.mood.strong  # an angry message that is not a complaint we can take in the flow
-
-    def handle(self, msg: InboundMessage, ctx: Context) -> str:
-        ctx.state.clear()
-        ticket = flows.open_ticket(ctx, "handoff", ctx.text or "转人工")
-        return ctx.say("handoff_queued", reference=ticket.reference,
-                       response_time=policy.response_time_text(ticket.priority, ctx.content.rules))
-
-
-class CancelOutsideFlow:
-    def matches(self, msg: InboundMessage, ctx: Context) -> bool:
-        return bool(ctx.text) and is_cancel(ctx.text, ctx.content.rules.cancel_words)
-
-    def handle(self, msg: InboundMessage, ctx: Context) -> str:
-        return ctx.say("nothing_to_cancel")
-
-
-class MemberSelfService:
+def member_self_service(msg: InboundMessage, ctx: Context, what: str) -> str:
     """Points balance, points history, level and benefits; binding comes first."""
-
-    INTENTS = ("points_balance", "points_history", "member_level")
-
-    def matches(self, msg: InboundMessage, ctx: Context) -> bool:
-        return ctx.intent is not None and ctx.intent.name in self.INTENTS
-
-    def handle(self, msg: InboundMessage, ctx: Context) -> str:
-        member_id = membership.member_id_of(ctx.customer_id, ctx.uow)
-        if member_id is None:
-            return ctx.say("need_member")
-        if ctx.intent.name == "points_history":
-            limit = ctx.content.rules.limits["points_history_entries"]
-            entries = membership.history(member_id, ctx.uow, limit)
-            if not entries:
-                return ctx.say("points_history_empty")
-            lines = "\n".join(f"{e.created_at:%m-%d} {e.points:+d} {e.reason}" for e in entries)
-            return ctx.say("points_history", lines=lines)
-        standing = membership.standing(member_id, ctx.content.rules.levels, ctx.uow)
-        if ctx.intent.name == "points_balance":
-            return ctx.say("points_balance", balance=standing.balance)
-        following = (ctx.say("level_next", points=standing.points_to_next, next_level=standing.next_level.name)
-                     if standing.next_level else ctx.say("level_top"))
-        return ctx.say("member_level", level=standing.level.name, benefits="、".join(standing.level.benefits),
-                       next=following)
+    ctx.state.pop("misses", None)
+    member_id = ctx.store.member_id(ctx.customer_id)
+    if member_id is None:
+        return ctx.say("need_member")
+    if what == "points_history":
+        limit = ctx.content.rules.limits["points_history_entries"]
+        entries = ctx.store.points_history(member_id, limit)
+        if not entries:
+            return ctx.say("points_history_empty")
+        lines = "\n".join(f"{e.created_at:%m-%d} {e.points:+d} {e.reason}" for e in entries)
+        return ctx.say("points_history", lines=lines)
+    standing = ctx.store.standing(member_id, ctx.content.rules.levels)
+    if what == "points_balance":
+        return ctx.say("points_balance", balance=standing.balance)
+    following = (ctx.say("level_next", points=standing.points_to_next, next_level=standing.next_level.name)
+                 if standing.next_level else ctx.say("level_top"))
+    return ctx.say("member_level", level=standing.level.name, benefits="、".join(standing.level.benefits),
+                   next=following)
 
 
-class Faq:
-    """Answers a text that contains one of an FAQ entry's keywords (first entry wins)."""
-
-    def matches(self, msg: InboundMessage, ctx: Context) -> bool:
-        return bool(ctx.text) and self._entry(ctx) is not None
-
-    def handle(self, msg: InboundMessage, ctx: Context) -> str:
+def faq(msg: InboundMessage, ctx: Context) -> str:
+    """Answer from the knowledge base when retrieval is sure; offer the top three when it is
+    less sure ("您是不是想问：…"); say so when nothing fits."""
+    book, t = ctx.router.faq, ctx.content.rules.thresholds
+    if ctx.u.request.startswith("faq:") and ctx.u.request[4:] in book.entries:
         ctx.state.pop("misses", None)
-        return self._entry(ctx).answer
-
-    @staticmethod
-    def _entry(ctx: Context):  # type: ignore[no-untyped-def]
-        return next((e for e in ctx.content.faq if find_terms(ctx.text, e.keywords)), None)
-
-
-class NonText:
-    def matches(self, msg: InboundMessage, ctx: Context) -> bool:
-        return not ctx.text or msg.kind not in (base.TEXT, base.VOICE)
-
-    def handle(self, msg: InboundMessage, ctx: Context) -> str:
-        return ctx.say("non_text", kind=KIND_NAMES.get(msg.kind, "消息"))
-
-
-class Fallback:
-    """Last rule: a short echo with suggestions; at N misses, offer a human; after that, hand off."""
-
-    MAX_ECHO = 30
-
-    def matches(self, msg: InboundMessage, ctx: Context) -> bool:
-        return True
-
-    def handle(self, msg: InboundMessage, ctx: Context) -> str:
-        misses = int(ctx.state.get("misses", 0)) + 1
-        ctx.state["misses"] = misses
-        limit = ctx.content.rules.limits["misses_before_human"]
-        if misses > limit:
-            return HandOff().handle(msg, ctx)
-        if misses == limit:
-            return ctx.say("offer_human")
-        shown = ctx.text if len(ctx.text) <= self.MAX_ECHO else ctx.text[: self.MAX_ECHO] + "…"
-        return ctx.say("fallback", text=shown)
+        return book.entries[ctx.u.request[4:]].answer(ctx.lang)
+    hits = book.rank(ctx.text, ctx.lang)
+    if hits and hits[0].confidence >= t["faq_answer"]:
+        ctx.state.pop("misses", None)
+        return book.entries[hits[0].entry_id].answer(ctx.lang)
+    suggested = [hit for hit in hits if hit.confidence >= t["faq_suggest"]]
+    if suggested:
+        ctx.offer([f"faq:{hit.entry_id}" for hit in hits])
+        # Each entry's first question is its title: a matched variant may carry a customer's typo.
+        titles = [book.entries[hit.entry_id].title(ctx.lang) for hit in hits]
+        return ctx.say("faq_suggest", choices="\n".join(f"{n}. {title}" for n, title in enumerate(titles, 1)))
+    return missed(ctx, ctx.say("faq_unknown"), msg)
 
 
-def default_handlers() -> list[Handler]:
-    return [AgentOwned(), Welcome(), Silent(), HandOff(), flows.FlowHandler(), CancelOutsideFlow(),
-            MemberSelfService(), Faq(), NonText(), Fallback()]
+def clarify(msg: InboundMessage, ctx: Context) -> str:
+    """Unsure: ask, with two or three numbered choices; the answer continues with the message."""
+    options = ctx.router.choices(ctx.u)
+    ctx.offer(options)
+    return ctx.say("clarify", choices=numbered([ctx.say(f"intent_names.{option}") for option in options]))
+
+
+def fallback(msg: InboundMessage, ctx: Context) -> str:
+    """Not understood: offer what the bot can do, as numbered choices (never the customer's
+    words back); at N misses, offer a human; after that, hand off."""
+    options = [name.split(".", 1)[1] for name in ctx.content.texts["zh"] if name.startswith("menu_choices.")]
+    ctx.offer(options)
+    lines = "\n".join(f"{n}. {ctx.say(f'menu_choices.{option}')}" for n, option in enumerate(options, 1))
+    return missed(ctx, ctx.say("fallback", choices=lines), msg)
+
+
+def missed(ctx: Context, answer: str, msg: InboundMessage) -> str:
+    misses = int(ctx.state.get("misses", 0)) + 1
+    ctx.state["misses"] = misses
+    limit = ctx.content.rules.limits["misses_before_human"]
+    if misses > limit:
+        return handoff(msg, ctx)
+    if misses == limit:
+        ctx.state.pop("choices", None)
+        return ctx.say("offer_human")
+    return answer
+
+
+def default_actions() -> dict[str, Action]:
+    """Every action ``Router.decide`` may choose, by name."""
+    actions: dict[str, Action] = {
+        "welcome": welcome, "silent": silent, "non_text": non_text, "flow": flows.run_flow,
+        "nothing_to_cancel": partial(reply, "nothing_to_cancel"), "greeting": partial(reply, "greeting"),
+        "small_talk": partial(reply, "small_talk"), "praise": partial(reply, "praise_thanks"),
+        "handoff": handoff, "handoff_wait": handoff_wait, "handoff_cancel": handoff_cancel,
+        "faq": faq, "clarify": clarify, "fallback": fallback,
+    }
+    for what in ("points_balance", "points_history", "member_level"):
+        actions[what] = partial(member_self_service, what=what)
+    for name in flows.STARTED_BY:
+        actions[name] = partial(flows.start_flow, name)
+    return actions

@@ -7,6 +7,7 @@ from typing import Callable
 from sqlalchemy.exc import IntegrityError
 
 from bot.router import HandlerFailed, Router
+from bot.store import UnitOfWorkStore
 from channels.base import InboundMessage
 from crm_store import models, services
 from crm_store.uow import UnitOfWork
@@ -28,7 +29,7 @@ def receive(msg: InboundMessage, new_uow: Callable[[], UnitOfWork], router: Rout
                 recorded = services.record_inbound(msg, uow)
                 if recorded.duplicate:
                     return recorded.stored_reply or ""
-                reply = router.answer(msg, recorded, uow) if route \
+                reply = router.answer(msg, recorded, UnitOfWorkStore(uow)) if route \
                     else router.content.say("busy")
                 if reply:
                     services.record_outbound(recorded.conversation_id, reply, uow, reply_to=recorded.message_id,

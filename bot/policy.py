@@ -9,13 +9,20 @@ from nlp.text import find_terms
 
 
 def category(text: str, rules: BotRules) -> str:
-    return next((name for name, words in rules.complaint_categories if find_terms(text, words)), "other")
+    """The complaint category with the most of its words in ``text``, the one listed first on a
+    tie; an urgent category (food safety, legal threats) whenever one of its words is there.
+    "other" when no category's word is."""
+    hits = [(name, len(find_terms(text, words))) for name, words in rules.complaint_categories]
+    urgent = next((name for name, count in hits if count and name in rules.urgent_categories), None)
+    best = max(hits, key=lambda hit: hit[1], default=("other", 0))  # max keeps the first of equals
+    return urgent or (best[0] if best[1] else "other")
 
 
-def priority(text: str, mood: Sentiment, level_name: str | None, rules: BotRules) -> str:
-    """P1 for urgent words (injury, media, lawyers ...); else P3, one step up for strong negative
-    sentiment and one for members at or above the VIP level."""
-    if find_terms(text, rules.urgent_words):
+def priority(text: str, category_name: str, mood: Sentiment, level_name: str | None, rules: BotRules) -> str:
+    """P1 for an urgent category (food safety, legal threats) or urgent word (injury, media,
+    lawyers ...); else P3, one step up for strong negative sentiment and one for members at or
+    above the VIP level."""
+    if category_name in rules.urgent_categories or find_terms(text, rules.urgent_words):
         return "P1"
     rank = 3
     if mood.strong:
@@ -31,11 +38,14 @@ def due_times(priority_name: str, now: datetime, rules: BotRules) -> tuple[datet
     return now + timedelta(minutes=sla.first_response_minutes), now + timedelta(hours=sla.resolution_hours)
 
 
-def response_time_text(priority_name: str, rules: BotRules) -> str:
-    """The promised first response in words a customer reads: 15分钟, 4小时, 1天."""
+UNITS = {"zh": ("天", "小时", "分钟"), "en": (" day", " hour", " minute")}
+
+
+def response_time_text(priority_name: str, rules: BotRules, lang: str = "zh") -> str:
+    """The promised first response in words a customer reads: 15分钟, 4小时, 1天 (15 minutes)."""
     minutes = rules.sla[priority_name].first_response_minutes
-    if minutes % (24 * 60) == 0:
-        return f"{minutes // (24 * 60)}天"
-    if minutes % 60 == 0:
-        return f"{minutes // 60}小时"
-    return f"{minutes}分钟"
+    day, hour, minute = UNITS.get(lang, UNITS["zh"])
+    amount, unit = ((minutes // (24 * 60), day) if minutes % (24 * 60) == 0 else
+                    (minutes // 60, hour) if minutes % 60 == 0 else (minutes, minute))
+    plural = "s" if lang == "en" and amount != 1 else ""
+    return f"{amount}{unit}{plural}"

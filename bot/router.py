@@ -1,29 +1,63 @@
-"""The conversation router: handlers tried in order, the first match answers.
+"""The conversation router: understand a message, decide what to do, do it.
 
-A handler has ``matches(msg, ctx)`` and ``handle(msg, ctx)``; the router returns the reply text
-and never sends anything itself. One error handler turns any handler failure into a polite
-answer, logged with the conversation id. Handlers change the store through ``ctx.uow``, inside
-the transaction that records the message, so a message and its effects land together; so does
-the conversation's state, which the store keeps with the customer's channel identity.
+``understand`` (bot.understanding) reads the message; ``Router.decide`` turns that and the
+conversation's state into one action name; the action's handler answers. ``crmbot bot route``
+runs the same two first steps and prints the action without doing it. The router returns the
+reply text and never sends anything itself. One error handler turns any handler failure into a
+polite answer, logged with the conversation id. Handlers change the store through ``ctx.store``
+(bot.store), inside the transaction that records the message, so a message and its effects land
+together; so does the conversation's state, which the store keeps with the customer's channel
+identity.
 """
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from functools import lru_cache
+from typing import Any, Callable, Mapping, Protocol
 
+from bot import policy, slots
 from bot.otp import OneTimeCodes
+from bot.store import BotStore
+from bot.understanding import Understanding, understand
 from channels import base
 from channels.base import InboundMessage
-from config.content import BotContent
-from crm_store.services import RecordedInbound, save_conversation_state
-from crm_store.uow import UnitOfWork
-from nlp.intent import Intent, rule_intent
-from nlp.sentiment import Sentiment, lexicon_sentiment as sentiment
-from nlp.text import normalize
+from config.content import LANGS, BotContent, FaqEntry
+from crm_store.services import RecordedInbound
+from nlp.faq import FaqHit, FaqIndex
+from nlp.text import find_terms, normalize
 
 log = logging.getLogger(__name__)
+
+# Events that need no answer: WeChat shows nothing for them, or the customer already left.
+SILENT_KINDS = frozenset({base.UNSUBSCRIBE, base.MENU_VIEW, base.LOCATION_REPORT, base.SCAN, base.UNKNOWN})
+# What a request (a menu key, a command, a chosen option) does.
+ACTION_OF_REQUEST = {"points_balance": "points_balance", "points_history": "points_history",
+                     "member_level": "member_level", "member_bind": "member_bind", "complaint": "complaint",
+                     "lead": "lead", "human": "handoff", "faq": "faq", "praise": "praise", "chitchat": "greeting"}
+# Actions that start something of their own: inside a flow, a confident one of these leaves it.
+NEW_SUBJECTS = frozenset({"points_balance", "points_history", "member_level", "member_bind", "complaint", "lead",
+                          "handoff"})
+HISTORY_WORDS = ("明细", "记录", "历史", "流水", "怎么扣", "扣了", "哪来", "history", "statement")
+GREETINGS = ("你好", "您好", "哈喽", "嗨", "在吗", "在不在", "有人吗", "早上好", "早安", "晚上好", "下午好", "hello", "hi",
+             "hey", "good morning", "good evening", "anyone there")
+# Choices never offered when the bot asks: they are not requests.
+NOT_A_CHOICE = frozenset({"chitchat", "praise"})
+
+
+class FaqBook:
+    """The FAQ knowledge base and its retrieval index per language, built once at start-up."""
+
+    def __init__(self, entries: tuple[FaqEntry, ...]) -> None:
+        self.entries = {entry.id: entry for entry in entries}
+        self.indexes = {lang: FaqIndex({e.id: e.questions.get(lang, ()) for e in entries}, lang) for lang in LANGS}
+        # The router asks about one text more than once (decide, then answer): rank it once.
+        self.rank: Callable[[str, str], list[FaqHit]] = lru_cache(maxsize=1024)(self._rank)
+
+    def _rank(self, text: str, lang: str) -> list[FaqHit]:
+        return self.indexes.get(lang, self.indexes["zh"]).rank(text)
 
 
 @dataclass
@@ -32,39 +66,34 @@ class Context:
 
     conversation_id: int
     customer_id: int
-    agent_owned: bool
     content: BotContent
-    uow: UnitOfWork
+    store: BotStore
     codes: OneTimeCodes
-    text: str = ""  # the message's text, cut to the configured length
-    intent: Intent | None = None
-    mood: Sentiment = field(default_factory=lambda: Sentiment("neu", 0.5))
+    router: Router
+    u: Understanding
     state: dict[str, Any] = field(default_factory=dict)
     now: float = field(default_factory=time.time)
 
+    @property
+    def text(self) -> str:
+        return self.u.text
+
+    @property
+    def lang(self) -> str:
+        return self.u.lang
+
     def say(self, name: str, **values: Any) -> str:
-        return self.content.say(name, **values)
+        return self.content.say(name, self.u.lang, **values)
+
+    def offer(self, options: list[str]) -> None:
+        """Remember the numbered options just offered; the next message may pick one of them."""
+        self.state["choices"] = {"text": self.u.text, "lang": self.u.lang, "options": options}
 
 
-class Handler(Protocol):
-    """One rule of the bot."""
+class Action(Protocol):
+    """Does one decided action and returns the reply text (empty: no reply)."""
 
-    def matches(self, msg: InboundMessage, ctx: Context) -> bool: ...
-
-    def handle(self, msg: InboundMessage, ctx: Context) -> str:
-        """The reply text; an empty text means no reply."""
-        ...
-
-
-def understand(msg: InboundMessage, content: BotContent) -> tuple[str, Intent | None, Sentiment]:
-    """Text (cut to length), intent (menu key or keywords) and sentiment of a message."""
-    limit = content.rules.limits["max_text_chars"]
-    # Only what the customer typed (or said) is read; a link's title or a place name is not a request.
-    text = msg.text.strip()[:limit] if msg.kind in (base.TEXT, base.VOICE) else ""
-    menu_intent = content.rules.menu.get(str(msg.attributes.get("key") or ""))
-    if menu_intent:
-        return text, Intent(menu_intent, 1.0, None), Sentiment("neu", 0.5)
-    return text, rule_intent(text, content.rules.intents), sentiment(text)
+    def __call__(self, msg: InboundMessage, ctx: Context) -> str: ...
 
 
 class HandlerFailed(Exception):
@@ -76,31 +105,101 @@ class HandlerFailed(Exception):
 
 
 class Router:
-    """Answers one inbound message from rules and the conversation's state."""
+    """Answers one inbound message from what it understands and the conversation's state."""
 
-    def __init__(self, handlers: Sequence[Handler], content: BotContent, codes: OneTimeCodes, state_ttl: int,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.handlers = tuple(handlers)
+    def __init__(self, actions: Mapping[str, Action], content: BotContent, codes: OneTimeCodes | None,
+                 state_ttl: int, clock: Callable[[], float] = time.time) -> None:
+        self.actions = dict(actions)
         self.content = content
         self.codes = codes
         self.state_ttl = state_ttl  # seconds a conversation's state lives after its last change
         self.clock = clock
+        self.faq = FaqBook(content.faq)
+        self.thresholds = content.rules.thresholds
 
-    def answer(self, msg: InboundMessage, recorded: RecordedInbound, uow: UnitOfWork) -> str:
+    def answer(self, msg: InboundMessage, recorded: RecordedInbound, store: BotStore) -> str:
+        """The reply to ``msg`` (empty: none); its effects and the new state go to ``store``."""
         conversation_id = recorded.conversation_id
         loaded = recorded.state
-        text, intent, mood = understand(msg, self.content)
-        ctx = Context(conversation_id, recorded.customer_id, recorded.agent_owned, self.content, uow, self.codes,
-                      text, intent, mood, dict(loaded), self.clock())
+        u = understand(msg, self.content, loaded)
+        ctx = Context(conversation_id, recorded.customer_id, self.content, store, self.codes, self, u, dict(loaded),
+                      self.clock())
         notice = self._expire_flow(ctx)
+        ctx.state.pop("choices", None)  # options offered are good for one message
+        if u.source not in ("none", "menu"):
+            ctx.state.pop("lang", None) if u.lang == "zh" else ctx.state.update(lang=u.lang)
+        action = self.decide(msg.kind, u, ctx.state, recorded.agent_owned)
         try:
-            reply = next((h.handle(msg, ctx) for h in self.handlers if h.matches(msg, ctx)), "")
+            reply = self.actions[action](msg, ctx)
         except Exception as exc:  # noqa: BLE001 - one broken rule must not leave the customer unanswered
-            log.exception("conversation %s: handler failed, answering with the fallback", conversation_id)
-            raise HandlerFailed(self.content.say("busy")) from exc
+            log.exception("conversation %s: action %s failed, answering with the fallback", conversation_id, action)
+            raise HandlerFailed(self.content.say("busy", u.lang)) from exc
         if ctx.state != loaded:  # most messages change nothing: save the write
-            save_conversation_state(conversation_id, ctx.state, uow, self.state_ttl)
+            store.save_state(conversation_id, ctx.state, self.state_ttl)
         return "\n".join(part for part in (notice, reply) if part)
+
+    def decide(self, kind: str, u: Understanding, state: Mapping[str, Any], agent_owned: bool) -> str:
+        """The action for a message: a pure function of what was understood and the state."""
+        if kind == base.SUBSCRIBE:
+            return "welcome"
+        if kind in SILENT_KINDS:
+            return "silent"
+        if agent_owned:
+            return "handoff_cancel" if u.request == "cancel" else "handoff_wait"
+        if "flow" in state:
+            return "flow"
+        if u.source == "none":
+            return "non_text"
+        if u.request == "cancel":
+            return "nothing_to_cancel"
+        if u.request.startswith("faq:"):
+            return "faq"
+        if u.source != "model":
+            return self._refined(ACTION_OF_REQUEST[u.request], u)
+        return self.decide_by_models(u)
+
+    def decide_by_models(self, u: Understanding) -> str:
+        """What to do with the models' reading: act when sure, ask when not."""
+        t = self.thresholds
+        intent = u.intent
+        # A complaint is acted on from a lower confidence (see bot.understanding.from_models).
+        sure = u.confidence >= (t["complaint"] if intent == "complaint" and u.sentiment.label == "neg" else t["intent"])
+        if not sure:
+            if u.sentiment.strong:
+                return "handoff"  # angry, and no clear request: a person should answer
+            if self.faq_answers(u, unprompted=True):
+                return "faq"
+            return "clarify" if self.choices(u) else "fallback"
+        if u.sentiment.strong and (intent in ("chitchat", "praise") or intent == "complaint" and
+                                   policy.category(u.text, self.content.rules) == "other"):
+            return "handoff"  # an outburst with no problem named ("气死我了，再也不来了！！！"): a person answers
+        if intent == "chitchat":
+            if self.faq_answers(u, unprompted=True):
+                return "faq"
+            return "greeting" if find_terms(u.text, GREETINGS) else "small_talk"
+        return self._refined(ACTION_OF_REQUEST[intent], u)
+
+    def _refined(self, action: str, u: Understanding) -> str:
+        if action == "points_balance" and find_terms(u.text, HISTORY_WORDS):
+            return "points_history"
+        if action == "lead" and u.source == "model" and not slots.is_business(
+                u.text, self.content.rules.business_words, self.content.rules.bulk_quantity):
+            return "faq"  # a shopper's price question: answered, not a lead
+        return action
+
+    def faq_answers(self, u: Understanding, unprompted: bool = False) -> FaqHit | None:
+        """The FAQ entry to answer with, when retrieval is sure enough; surer when the models
+        did not read the message as a question (``unprompted``)."""
+        hits = self.faq.rank(u.text, u.lang) if u.text else []
+        bar = self.thresholds["faq_unprompted" if unprompted else "faq_answer"]
+        return hits[0] if hits and hits[0].confidence >= bar else None
+
+    def choices(self, u: Understanding) -> list[str]:
+        """Two or three requests to offer when unsure: the likeliest real requests, then a human."""
+        likely = [name for name, p in u.ranked if name not in NOT_A_CHOICE and p >= 0.1][:2]
+        if "human" not in likely:
+            likely.append("human")
+        return likely if len(likely) >= 2 else []
 
     def _expire_flow(self, ctx: Context) -> str:
         flow = ctx.state.get("flow")
@@ -110,7 +209,11 @@ class Router:
         return ""
 
 
-def is_cancel(text: str, cancel_words: Sequence[str]) -> bool:
-    """Only a short message that is a cancel word counts: "取消订单怎么操作" is a question."""
-    clean = "".join(ch for ch in normalize(text) if ch.isalnum())
-    return any(clean == w or (clean.startswith(w) and len(clean) <= len(w) + 2) for w in cancel_words)
+def numbered(names: list[str]) -> str:
+    """ "1 投诉反馈 2 咨询问题 3 转人工" """
+    return " ".join(f"{n} {name}" for n, name in enumerate(names, start=1))
+
+
+def is_question(text: str) -> bool:
+    return bool(re.search(r"[?？]|吗|呢|么|怎么|什么|哪|几|多少|能不能|可不可以|是否|how|what|when|where|which|can i|do you",
+                          normalize(text)))

@@ -140,8 +140,9 @@ class PointsEntry(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-# Ticket states: OPEN (queued for an agent) -> CLAIMED (an agent owns it) -> RESOLVED.
-OPEN, CLAIMED, RESOLVED = "open", "claimed", "resolved"
+# Ticket states: OPEN (queued for an agent) -> CLAIMED (an agent owns it) -> RESOLVED; a hand-off
+# the customer called off before an agent took it is CANCELLED.
+OPEN, CLAIMED, RESOLVED, CANCELLED = "open", "claimed", "resolved", "cancelled"
 
 
 class Ticket(Base):
@@ -188,6 +189,8 @@ class Lead(Base):
     keyword: Mapped[str | None] = mapped_column(String(64))
     campaign: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="new")
+    # Another customer's open lead with the same phone: kept apart and linked, never merged into it.
+    same_phone_as_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -243,6 +243,34 @@ def record_csat(ticket_id: int, score: int, uow: UnitOfWork, comment: str | None
     return ticket
 
 
+def add_to_ticket(ticket_id: int, uow: UnitOfWork, *, order_no: str | None = None, detail: str | None = None
+                  ) -> models.Ticket:
+    """What the customer adds after the ticket was opened: its order number, or more detail."""
+    ticket = _ticket(ticket_id, uow)
+    if order_no:
+        ticket.order_no = order_no
+    if detail:
+        ticket.description = f"{ticket.description}\n{detail}" if ticket.description else detail
+    return ticket
+
+
+def cancel_handoff(conversation_id: int, uow: UnitOfWork) -> models.Ticket | None:
+    """The customer calls off a waiting hand-off: its ticket is CANCELLED and the bot answers
+    again. A ticket an agent has claimed stays: the agent is already on it."""
+    ticket = uow.session.scalar(select(models.Ticket).filter_by(
+        conversation_id=conversation_id, source="handoff", status=models.OPEN).order_by(models.Ticket.id.desc()))
+    if ticket is not None:
+        ticket.status, ticket.resolved_at = models.CANCELLED, utcnow()
+    return ticket
+
+
+def waiting_handoff(conversation_id: int, uow: UnitOfWork) -> models.Ticket | None:
+    """The hand-off ticket an agent owns or will own (open or claimed), newest first."""
+    return uow.session.scalar(select(models.Ticket).filter(
+        models.Ticket.conversation_id == conversation_id, models.Ticket.source == "handoff",
+        models.Ticket.status.in_((models.OPEN, models.CLAIMED))).order_by(models.Ticket.id.desc()))
+
+
 def _ticket(ticket_id: int, uow: UnitOfWork) -> models.Ticket:
     ticket = uow.session.get(models.Ticket, ticket_id)
     if ticket is None:
@@ -252,16 +280,23 @@ def _ticket(ticket_id: int, uow: UnitOfWork) -> models.Ticket:
 
 def capture_lead(customer_id: int, uow: UnitOfWork, *, name: str, phone: str, interest: str, source_channel: str,
                  keyword: str | None = None, campaign: str | None = None) -> tuple[models.Lead, bool]:
-    """Record a lead; a phone that already has an open lead updates that lead instead (dedupe).
-    Returns the lead and whether it is new."""
-    lead = uow.session.scalar(select(models.Lead).filter(
-        models.Lead.phone == phone, models.Lead.status.notin_(("converted", "lost"))).limit(1))
+    """Record a lead; returns it and whether it is new.
+
+    The same customer's open lead with this phone is updated instead (dedupe). Another
+    customer's open lead with the same phone is not touched: a phone alone does not prove one
+    person, so the new lead is kept for this customer and linked to that one
+    (``same_phone_as_id``), for staff to merge after checking."""
+    open_leads = list(uow.session.scalars(select(models.Lead).filter(
+        models.Lead.phone == phone, models.Lead.status.notin_(("converted", "lost"))).order_by(models.Lead.id)))
+    lead = next((row for row in open_leads if row.customer_id == customer_id), None)
     if lead is not None:
         lead.interest = f"{lead.interest}\n{interest}" if interest not in lead.interest else lead.interest
+        lead.name = name or lead.name
         lead.updated_at = utcnow()
         return lead, False
     lead = models.Lead(customer_id=customer_id, name=name, phone=phone, interest=interest,
-                       source_channel=source_channel, keyword=keyword, campaign=campaign)
+                       source_channel=source_channel, keyword=keyword, campaign=campaign,
+                       same_phone_as_id=open_leads[0].id if open_leads else None)
     uow.session.add(lead)
     uow.flush()
     return lead, True

@@ -33,6 +33,7 @@ class Analysis:
     keywords: tuple[str, ...]
     sentiment: Sentiment
     intent: Intent
+    ranked: tuple[tuple[str, float], ...] = ()  # every intent with its probability, most likely first
 
 
 def clean_input(text: str | bytes | None) -> str:
@@ -77,16 +78,19 @@ def _sentiment(text: str, p: dict[str, float] | None) -> Sentiment:
     return Sentiment(label, round(p.get("pos", 0) + 0.5 * p.get("neu", 0), 3), is_strong(text, label == "neg"))
 
 
-def _intent(text: str, p: dict[str, float] | None, rules: Sequence[tuple[str, Sequence[str]]] | None) -> Intent:
+def _intents(text: str, p: dict[str, float] | None, rules: Sequence[tuple[str, Sequence[str]]] | None
+             ) -> tuple[Intent, tuple[tuple[str, float], ...]]:
     """The model's intent, agreed with the keyword rules when they fire: a rule hit counts as
-    half the evidence, so a clear keyword wins unless the model is sure of something else."""
+    half the evidence, so a clear keyword wins unless the model is sure of something else.
+    Also every intent's probability, most likely first."""
     ruled = rule_intent(text, rules) if rules else None
     if p is None:
-        return ruled or NO_INTENT
+        return ruled or NO_INTENT, ()
     if ruled is not None and ruled.name in p:
         p = {name: 0.5 * value + (0.5 if name == ruled.name else 0.0) for name, value in p.items()}
-    name = max(p, key=p.get)
-    return Intent(name, round(p[name], 3), ruled.keyword if ruled and ruled.name == name else None)
+    ranked = tuple(sorted(((name, round(value, 3)) for name, value in p.items()), key=lambda item: -item[1]))
+    name, confidence = ranked[0]
+    return Intent(name, confidence, ruled.keyword if ruled and ruled.name == name else None), ranked
 
 
 def analyze(text: str | bytes | None, lang: str | None = None, k: int = 5,
@@ -99,8 +103,9 @@ def analyze(text: str | bytes | None, lang: str | None = None, k: int = 5,
         lang = lang if lang in ("zh", "en") else tok.language(clean)
         tokens, feats = featurize(clean, lang)
         p = load_scorer(lang).probabilities(feats)
+        intent, ranked = _intents(clean, p.get("intent"), intent_rules)
         return Analysis(lang, tuple(tokens), tuple(keywords(clean, k, tokens) if k else ()),
-                        _sentiment(clean, p.get("sentiment")), _intent(clean, p.get("intent"), intent_rules))
+                        _sentiment(clean, p.get("sentiment")), intent, ranked)
     except Exception:  # noqa: BLE001 - analysis must never break a caller; log and answer neutral
         log.exception("nlp: could not analyze a text of %d characters", len(clean))
         return Analysis(lang or "zh", (), (), NEUTRAL, NO_INTENT)

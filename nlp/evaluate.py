@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from nlp.analysis import NO_INTENT, analyze, clean_input, vader_analyzer
-from nlp.intent import rule_intent
+from nlp.intent import INTENTS, rule_intent
 
 DATA = Path(__file__).with_name("data") / "labeled.jsonl"
 SENTIMENTS = ("pos", "neu", "neg")
-INTENTS = ("points_balance", "member_level", "member_bind", "complaint", "lead", "human", "faq", "praise",
-           "chitchat")
 
 
 class DataError(ValueError):

@@ -1,10 +1,14 @@
-"""Intents by keyword rules; the trained classifier of the NLP issue joins these."""
+"""Intent values, and intents by keyword rules (the hints that the trained model weighs)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Sequence
 
 from nlp.text import find_terms
+
+# What a customer's message asks for (nlp/data/README.md defines each).
+INTENTS = ("points_balance", "member_level", "member_bind", "complaint", "lead", "human", "faq", "praise",
+           "chitchat")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,11 @@ def _idf() -> tuple[dict[str, float], float, frozenset[str]]:
     return extractor.idf_freq, extractor.median_idf, frozenset(stop)
 
 
+def stopwords() -> frozenset[str]:
+    """jieba's stop words and ours (``nlp/data/stopwords.txt``)."""
+    return _idf()[2]
+
+
 def keywords(text: str, k: int = 5, tokens: list[str] | None = None) -> list[str]:
     """The ``k`` most telling words of ``text``: TF x IDF, the brand's own words first."""
     idf, median, stop = _idf()

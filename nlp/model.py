@@ -26,7 +26,8 @@ _QUESTION_END = re.compile(r"(吗|呢|么|\?|？)\W*$")
 
 
 def features(text: str, lang: str, tokens: list[str], vader: float | None = None) -> dict[str, float]:
-    """Sparse features of one normalized text (``nlp.text.normalize``): characters, words, negation
+    """Sparse features of one normalized text (``nlp.text.normalize``): characters and their
+    bigrams and trigrams (Chinese), words and word bigrams, letter trigrams (English), negation
     scope, sarcasm and question marks; for English also VADER's compound score (``vader``)."""
     clean = text
     f: dict[str, float] = {}
@@ -39,6 +40,8 @@ def features(text: str, lang: str, tokens: list[str], vader: float | None = None
             f["c:" + ch] = 1.0
             if i:
                 f["b:" + chars[i - 1] + ch] = 1.0
+            if i > 1:  # three characters: 拉肚子, 没到账, 翻白眼, whatever jieba makes of them
+                f["t:" + chars[i - 2] + chars[i - 1] + ch] = 1.0
         for i, token in enumerate(tokens):
             f["w:" + token] = 1.0
             if token in NEGATIONS_ZH and i + 1 < len(tokens):
@@ -50,6 +53,10 @@ def features(text: str, lang: str, tokens: list[str], vader: float | None = None
             if i:
                 f["b:" + tokens[i - 1] + " " + token] = 1.0
             negated = 3 if token in NEGATIONS_EN else max(negated - 1, 0)
+            # Letter trigrams of each word, at half weight: "refunded", "refnd" and "refund" share most.
+            padded = f"<{token}>"
+            for j in range(len(padded) - 2):
+                f["g:" + padded[j:j + 3]] = 0.5
     for marker in SARCASM:
         if marker in clean:
             f["sarcasm"] = 1.0

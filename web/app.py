@@ -29,6 +29,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     app.session_interface = Sessions()
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.extensions["crmbot"] = runtime or Runtime.build(settings)
+    app.extensions["crmbot"].router  # the models and the FAQ index load now, not on a customer's message
 
     from web import health, webhooks
 

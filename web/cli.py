@@ -57,10 +57,14 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the web app with gunicorn (production style)."""
     from gunicorn.app.base import BaseApplication
 
+    from config.content import load_content
+    from nlp import analysis
     from web.app import create_app
     from workers.runtime import with_embedded_redis
 
     settings, embedded = with_embedded_redis(_settings())
+    # Loaded once here: the forked web workers share jieba's dictionary and the models.
+    analysis.load(load_content().rules.brand_words)
 
     class Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -93,9 +97,6 @@ def worker(burst: bool) -> None:
     settings, embedded = with_embedded_redis(_settings())
     runtime = Runtime.build(settings)
     runtime.router  # load the bot and the NLP models once in the parent; forked jobs inherit them
-    from nlp import analysis
-
-    analysis.load(runtime.content.rules.brand_words)
     jobs.RUNTIME = runtime
     try:
         Worker([jobs.QUEUE], connection=Redis.from_url(settings.redis_url)).work(
@@ -289,6 +290,68 @@ def nlp_train() -> None:
     for name, info in metrics["models"].items():
         click.echo(f"{name}: C={info['C']} rows={info['train_rows']} features={info['features']}")
     click.echo(format_report(metrics["test"]))
+
+
+@main.group("bot")
+def bot_commands() -> None:
+    """The bot's understanding, as the webhook runs it: route texts, score a labeled file."""
+
+
+def _bot_router():  # type: ignore[no-untyped-def]
+    from bot.route import router_for
+    from config.content import load_content
+    from nlp import analysis
+
+    try:
+        content = load_content()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    analysis.load(content.rules.brand_words)
+    return router_for(content)
+
+
+@bot_commands.command("route")
+def bot_route() -> None:
+    """Texts on stdin (a text per line, or JSON lines with "text") to JSON lines: text, intent,
+    confidence, sentiment and action, as for a new conversation. Writes nothing."""
+    import json
+
+    from bot.route import route
+
+    router = _bot_router()
+    for line in sys.stdin.buffer:
+        text = line.rstrip(b"\r\n").decode("utf-8", errors="replace")
+        if text.lstrip().startswith("{"):
+            try:
+                item = json.loads(text)
+                text = str(item["text"]) if isinstance(item, dict) and "text" in item else text
+            except json.JSONDecodeError:
+                pass  # not JSON after all: route the line as text
+        click.echo(json.dumps(route(text, router), ensure_ascii=False))
+
+
+@bot_commands.command("test")
+@click.option("--data", "data", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="A labeled JSON-lines file (text, lang, sentiment, intent), e.g. a brand's own WeChat messages.")
+@click.option("--split", default=None, help="Only rows of this split (train | test).")
+@click.option("--channel", default=None, help="Only rows of this channel (wechat | weibo | twitter).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures (and every mistake) as JSON.")
+def bot_test(data: Path, split: str | None, channel: str | None, as_json: bool) -> None:
+    """Score the router's decisions against a labeled file: macro-F1, per-intent recall, confusions."""
+    import json
+
+    from bot.route import format_test, score_routes
+    from nlp.evaluate import DataError, load_labeled
+
+    router = _bot_router()
+    try:
+        rows = [row for row in load_labeled(data, split=split) if channel is None or row.get("channel") == channel]
+    except DataError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not rows:
+        raise click.ClickException(f"{data}: no rows of channel {channel!r}")
+    report = score_routes(rows, router)
+    click.echo(json.dumps(report, ensure_ascii=False, indent=1) if as_json else format_test(report))
 
 
 def _lines():  # type: ignore[no-untyped-def]

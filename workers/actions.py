@@ -36,13 +36,14 @@ def resolve(rt: Runtime, ticket_id: int, agent: str, *, complaint_level: str | N
     with rt.uow() as uow:
         ticket = services.resolve_ticket(ticket_id, agent, uow, complaint_level=complaint_level,
                                          compensation=compensation)
-        conversation_id, reference = ticket.conversation_id, ticket.reference
+        conversation_id, reference, lang = ticket.conversation_id, ticket.reference, "zh"
         if conversation_id is not None:
             ticket.csat_asked_at = utcnow()
             state = services.conversation_state(conversation_id, uow)
+            lang = state.get("lang", "zh")  # the customer's language, kept by the bot
             start_csat(state, ticket_id, utcnow().timestamp())
             services.save_conversation_state(conversation_id, state, uow, rt.settings.conversation_ttl)
         uow.commit()
     if conversation_id is None:
         return
-    queue_reply(rt, conversation_id, rt.content.say("csat_ask", reference=reference))
+    queue_reply(rt, conversation_id, rt.content.say("csat_ask", lang, reference=reference))

@@ -12,7 +12,7 @@ from functools import cached_property
 from redis import Redis
 from sqlalchemy import Engine
 
-from bot.handlers import default_handlers
+from bot.handlers import default_actions
 from bot.otp import CodeSender, LogCodeSender, OneTimeCodes
 from bot.router import Router
 from channels.wechat import WeChatSender
@@ -20,6 +20,7 @@ from config import Settings
 from config.content import BotContent, load_content
 from crm_store.db import make_engine
 from crm_store.uow import UnitOfWork
+from nlp import analysis
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,13 @@ class Runtime:
 
     @cached_property
     def router(self) -> Router:
+        """The bot, with the NLP models loaded (idempotent: a parent that loaded them before
+        forking has them already) and the FAQ index built."""
+        analysis.load(self.content.rules.brand_words)
         limits = self.content.rules.limits
         codes = OneTimeCodes(self.redis, self.settings.secret_key, self.code_sender,
                              limits["otp_ttl_seconds"], limits["otp_max_attempts"])
-        return Router(default_handlers(), self.content, codes, self.settings.conversation_ttl)
+        return Router(default_actions(), self.content, codes, self.settings.conversation_ttl)
 
     @cached_property
     def wechat_sender(self) -> WeChatSender:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,20 +68,38 @@ def test_reply_file_errors_name_file_and_line(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"replies.yaml:\d+"):
         load_content(broken)
     broken.write_text("welcome: hi\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="'fallback'"):
+    with pytest.raises(ConfigError, match="'greeting'"):
         load_content(broken)
-    shipped = (Path(config.__file__).parent / "replies.yaml").read_text(encoding="utf-8")
-    broken.write_text(shipped.replace("  - keywords: [营业时间, 几点开门, 几点关门]\n    answer", "  - answer"), encoding="utf-8")
-    with pytest.raises(ConfigError, match="faq entry 1"):
-        load_content(broken)
+    shipped = (Path(config.__file__).parent / "replies_en.yaml").read_text(encoding="utf-8")
+    broken.write_text(shipped.replace("intent_names:", "intent_name:"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="replies.yaml: 'intent_names'"):
+        load_content(replies_en=broken)
 
 
 @pytest.mark.parametrize("change, message", [
-    (("  human: [人工, 客服, 真人, 转接]\n", ""), "unknown intents: human"),
+    (("  - id: store_hours\n", "  - id: ''\n"), "faq entry 1 needs a unique 'id'"),
+    (("    questions:\n", "    questionz:\n"), r"faq entry 1 \(store_hours\) 'questions'"),
+    (("entries:", "entries: []\nold:"), "at least one FAQ entry"),
+    (("entries:", "entries: [\n"), r"faq.yaml:\d+"),
+])
+def test_faq_file_errors_are_named(tmp_path, change, message) -> None:
+    shipped = (Path(config.__file__).parent / "faq.yaml").read_text(encoding="utf-8")
+    assert change[0] in shipped
+    broken = tmp_path / "faq.yaml"
+    broken.write_text(shipped.replace(*change, 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_content(faq=broken)
+
+
+@pytest.mark.parametrize("change, message", [
+    (("  MENU_HUMAN: human\n", "  MENU_HUMAN: humans\n"), "unknown requests: humans"),
+    (("  人工: human\n", "  人工: agent\n"), "commands point at unknown requests: agent"),
     (("vip_level: 金卡会员", "vip_level: 黑卡"), "vip_level"),
     (("  P4: {first_response_minutes: 1440, resolution_hours: 120}\n", ""), "P1, P2, P3 and P4"),
     (("  misses_before_human: 2 ", "  misses: 2 "), "misses_before_human"),
-    (("cancel_words: [取消, 算了, 不用了, 退出]", "cancel_words: []"), "cancel_words"),
+    (("  intent: 0.5 ", "  intnet: 0.5 "), "'thresholds' is missing intent"),
+    (("  - '[A-Z]{2}\\d{5,12}'", "  - '[A-Z'"), "not a regular expression"),
+    (("  bulk_quantity: 10", "  bulk_quantity: many"), "need all their fields"),
     (("menu:\n", "menu: [\n"), r"bot.yaml:\d+"),
 ])
 def test_bot_rule_errors_are_named(tmp_path, change, message) -> None:
@@ -92,7 +111,23 @@ def test_bot_rule_errors_are_named(tmp_path, change, message) -> None:
         load_content(rules=broken)
 
 
+def test_cancel_needs_a_command(tmp_path) -> None:
+    shipped = (Path(config.__file__).parent / "bot.yaml").read_text(encoding="utf-8")
+    broken = tmp_path / "bot.yaml"
+    broken.write_text("\n".join(line for line in shipped.splitlines() if not line.endswith(": cancel")),
+                      encoding="utf-8")
+    with pytest.raises(ConfigError, match="at least one word for cancel"):
+        load_content(rules=broken)
+
+
 def test_shipped_files_load() -> None:
     content = load_content()
-    assert "欢迎" in content.say("welcome") and "{text}" in content.texts["fallback"] and content.faq
+    assert "欢迎" in content.say("welcome") and "Welcome" in content.say("welcome", "en")
+    assert "{choices}" in content.texts["zh"]["fallback"] and len(content.faq) >= 40
+    assert all(entry.answer("en") != entry.answer("zh") for entry in content.faq)
     assert content.rules.menu["MENU_POINTS"] == "points_balance" and "12315" in content.rules.urgent_words
+    assert content.rules.commands["人工"] == "human" and content.rules.commands["取消"] == "cancel"
+    # Every placeholder a Chinese text has, its English text has too, and no other.
+    placeholders = lambda text: sorted(set(re.findall(r"{(\w+)}", text)))  # noqa: E731
+    assert all(placeholders(text) == placeholders(content.texts["en"][name])
+               for name, text in content.texts["zh"].items())
