@@ -204,7 +204,7 @@ def _lead_fill(ctx: Context, s: Slots, asked: str | None) -> None:
         s["name"] = name
     if phone:
         s["phone"] = phone
-    if asked == "interest" or (asked is None and ctx.u.source == "model"):
+    if asked == "interest" or (asked is None and ctx.text):  # the message that started it says what they want
         s["interest"] = "\n".join(part for part in (s.get("interest"), ctx.text.strip()) if part)
 
 

@@ -15,8 +15,6 @@ KIND_NAMES = {"zh": {base.IMAGE: "图片", base.VOICE: "语音", base.VIDEO: "�
 
 
 def reply(name: str, msg: InboundMessage, ctx: Context) -> str:
-    """A fixed answer that also ends a run of misunderstood messages."""
-    ctx.state.pop("misses", None)
     return ctx.say(name)
 
 
@@ -66,7 +64,6 @@ def handoff_cancel(msg: InboundMessage, ctx: Context) -> str:
 
 def member_self_service(msg: InboundMessage, ctx: Context, what: str) -> str:
     """Points balance, points history, level and benefits; binding comes first."""
-    ctx.state.pop("misses", None)
     member_id = ctx.store.member_id(ctx.customer_id)
     if member_id is None:
         return ctx.say("need_member")
@@ -109,8 +106,11 @@ def faq(msg: InboundMessage, ctx: Context) -> str:
 def clarify(msg: InboundMessage, ctx: Context) -> str:
     """Unsure: ask, with two or three numbered choices; the answer continues with the message."""
     options = ctx.router.choices(ctx.u)
+    if len(options) < 2:  # nothing the models lean to (no text, or no models): the whole menu
+        return fallback(msg, ctx)
     ctx.offer(options)
-    return ctx.say("clarify", choices=numbered([ctx.say(f"intent_names.{option}") for option in options]))
+    return missed(ctx, ctx.say("clarify", choices=numbered([ctx.say(f"intent_names.{option}") for option in options])),
+                  msg)
 
 
 def fallback(msg: InboundMessage, ctx: Context) -> str:
@@ -123,6 +123,8 @@ def fallback(msg: InboundMessage, ctx: Context) -> str:
 
 
 def missed(ctx: Context, answer: str, msg: InboundMessage) -> str:
+    """``answer`` for a message the bot could not act on; the Nth such in a row offers a human,
+    the one after that hands off."""
     misses = int(ctx.state.get("misses", 0)) + 1
     ctx.state["misses"] = misses
     limit = ctx.content.rules.limits["misses_before_human"]

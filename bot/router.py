@@ -43,6 +43,9 @@ NEW_SUBJECTS = frozenset({"points_balance", "points_history", "member_level", "m
 HISTORY_WORDS = ("明细", "记录", "历史", "流水", "怎么扣", "扣了", "哪来", "history", "statement")
 GREETINGS = ("你好", "您好", "哈喽", "嗨", "在吗", "在不在", "有人吗", "早上好", "早安", "晚上好", "下午好", "hello", "hi",
              "hey", "good morning", "good evening", "anyone there")
+# Actions after which the bot may still not have helped (they count misses themselves), or that
+# say nothing about it.
+MAY_MISS = frozenset({"clarify", "fallback", "faq", "silent", "handoff_wait", "non_text"})
 # Choices never offered when the bot asks: they are not requests.
 NOT_A_CHOICE = frozenset({"chitchat", "praise"})
 
@@ -129,6 +132,8 @@ class Router:
         if u.source not in ("none", "menu"):
             ctx.state.pop("lang", None) if u.lang == "zh" else ctx.state.update(lang=u.lang)
         action = self.decide(msg.kind, u, ctx.state, recorded.agent_owned)
+        if action not in MAY_MISS:
+            ctx.state.pop("misses", None)  # understood: a run of misunderstood messages ends
         try:
             reply = self.actions[action](msg, ctx)
         except Exception as exc:  # noqa: BLE001 - one broken rule must not leave the customer unanswered
@@ -163,13 +168,13 @@ class Router:
         t = self.thresholds
         intent = u.intent
         # A complaint is acted on from a lower confidence (see bot.understanding.from_models).
-        sure = u.confidence >= (t["complaint"] if intent == "complaint" and u.sentiment.label == "neg" else t["intent"])
+        sure = u.confidence >= t["complaint" if intent == "complaint" else "intent"]
         if not sure:
             if u.sentiment.strong:
                 return "handoff"  # angry, and no clear request: a person should answer
             if self.faq_answers(u, unprompted=True):
                 return "faq"
-            return "clarify" if self.choices(u) else "fallback"
+            return "clarify"
         if u.sentiment.strong and (intent in ("chitchat", "praise") or intent == "complaint" and
                                    policy.category(u.text, self.content.rules) == "other"):
             return "handoff"  # an outburst with no problem named ("气死我了，再也不来了！！！"): a person answers
@@ -195,11 +200,8 @@ class Router:
         return hits[0] if hits and hits[0].confidence >= bar else None
 
     def choices(self, u: Understanding) -> list[str]:
-        """Two or three requests to offer when unsure: the likeliest real requests, then a human."""
-        likely = [name for name, p in u.ranked if name not in NOT_A_CHOICE and p >= 0.1][:2]
-        if "human" not in likely:
-            likely.append("human")
-        return likely if len(likely) >= 2 else []
+        """What to offer when unsure: the two likeliest real requests, then a human."""
+        return [name for name, _ in u.ranked if name not in NOT_A_CHOICE and name != "human"][:2] + ["human"]
 
     def _expire_flow(self, ctx: Context) -> str:
         flow = ctx.state.get("flow")

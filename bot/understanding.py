@@ -96,7 +96,6 @@ def language_of(text: str, current: str) -> str:
 # likely complaint is read as one (thresholds.complaint), unless something more specific (points,
 # level, binding, a human) is the likelier request.
 _YIELD_TO_COMPLAINT = frozenset({"chitchat", "faq", "lead", "praise"})
-UNHAPPY = frozenset({"neg"})
 
 
 def from_models(text: str, lang: str | None, content: BotContent) -> Understanding:
@@ -105,14 +104,19 @@ def from_models(text: str, lang: str | None, content: BotContent) -> Understandi
     ranked = result.ranked or ((result.intent.name, result.intent.confidence),)
     intent, confidence = result.intent.name, result.intent.confidence
     complaint = dict(ranked).get("complaint", 0.0)
-    unhappy = result.sentiment.label in UNHAPPY
+    unhappy = result.sentiment.label == "neg"
     if intent in _YIELD_TO_COMPLAINT and unhappy and complaint >= content.rules.thresholds["complaint"]:
         intent, confidence = "complaint", complaint
-    elif intent not in ("complaint", "human") and not (intent == "faq" and result.sentiment.label == "neu") \
-            and policy.category(text, content.rules) in content.rules.urgent_categories:
-        # Illness, allergy, the police or 12315: never missed, unless it is a plain question
-        # ("坚果过敏的能喝吗").
-        intent, confidence = "complaint", max(complaint, content.rules.thresholds["complaint"])
+    elif intent not in ("complaint", "human"):
+        category = policy.category(text, content.rules)
+        if category in content.rules.urgent_categories and not (intent == "faq" and not unhappy):
+            # Illness, allergy, the police or 12315: never missed, unless it is a plain question
+            # ("坚果过敏的能喝吗").
+            intent, confidence = "complaint", max(complaint, content.rules.thresholds["complaint"])
+        elif category != "other" and result.sentiment.label != "pos" and confidence < content.rules.thresholds["intent"]:
+            # The models are unsure, and the message names a problem the brand's complaint
+            # categories know ("异物", "多收"): the domain's words break the tie.
+            intent, confidence = "complaint", max(complaint, content.rules.thresholds["complaint"])
     return Understanding(text, lang or result.lang, intent, confidence, result.sentiment, "model", intent, ranked)
 
 
