@@ -19,8 +19,8 @@ from typing import Any, Callable, Mapping
 from redis.exceptions import RedisError
 
 from bot import policy, slots
-from bot.router import ACTION_OF_REQUEST, NEW_SUBJECTS, Context, is_question
-from bot.understanding import from_models
+from bot.router import ACTION_OF_REQUEST, NEW_SUBJECTS, Context
+from bot.understanding import asks, from_models
 from channels.base import InboundMessage
 from config.content import normalize_command
 from crm_store.models import Ticket, utcnow
@@ -188,7 +188,7 @@ def open_ticket(ctx: Context, source: str, description: str, order_no: str | Non
 
 COMPLAINT = Flow("complaint", _complaint_entry, {
     "description": FlowStep("complaint_ask_description",
-                            lambda ctx, s: describes_problem(ctx.text) and not is_question(ctx.text)
+                            lambda ctx, s: describes_problem(ctx.text) and not asks(ctx.text)
                             or ctx.u.intent == "complaint", _complaint_description),
     "order": FlowStep("complaint_ask_order", _gives_order, _complaint_order),
 })
@@ -241,7 +241,7 @@ def _answers_name(ctx: Context, s: Slots) -> bool:
 LEAD = Flow("lead", _lead_entry, {
     "name": FlowStep("lead_ask_name", _answers_name, _lead_step("name", "lead_bad_name")),
     "phone": FlowStep("lead_ask_phone", lambda ctx, s: bool(slots.mobile(ctx.text)), _lead_step("phone", "bad_phone")),
-    "interest": FlowStep("lead_ask_interest", lambda ctx, s: not is_question(ctx.text) or bool(slots.mobile(ctx.text)),
+    "interest": FlowStep("lead_ask_interest", lambda ctx, s: not asks(ctx.text) or bool(slots.mobile(ctx.text)),
                          _lead_step("interest", "lead_ask_interest")),
 })
 
@@ -303,12 +303,12 @@ def run_flow(msg: InboundMessage, ctx: Context) -> str:
         return ctx.say("text_needed", prompt=ctx.say(step.prompt))
     if not step.accepts(ctx, s):
         router = ctx.router
-        other = router._refined(ACTION_OF_REQUEST[ctx.u.request], ctx.u) if ctx.u.source == "command" \
-            else router.decide_by_models(ctx.u)
+        other = router.decide_by_models(ctx.u) if ctx.u.source == "model" \
+            else router.refine(ACTION_OF_REQUEST.get(ctx.u.request, "faq"), ctx.u)
         if other in NEW_SUBJECTS and STARTED_BY.get(other) is not flow:
             del ctx.state["flow"]
             return "\n".join(part for part in (ctx.say("flow_left"), router.actions[other](msg, ctx)) if part)
-        hit = router.faq_answers(ctx.u, unprompted=other != "faq") if is_question(ctx.text) or other == "faq" \
+        hit = router.faq_answers(ctx.u, unprompted=other != "faq") if asks(ctx.text) or other == "faq" \
             else None
         if hit is not None:  # a question in the middle: answered, then the step's question again
             active["at"] = ctx.now

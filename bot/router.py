@@ -12,7 +12,6 @@ identity.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -27,7 +26,7 @@ from channels.base import InboundMessage
 from config.content import LANGS, BotContent, FaqEntry
 from crm_store.services import RecordedInbound
 from nlp.faq import FaqHit, FaqIndex
-from nlp.text import find_terms, normalize
+from nlp.text import find_terms
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +128,10 @@ class Router:
                       self.clock())
         notice = self._expire_flow(ctx)
         ctx.state.pop("choices", None)  # options offered are good for one message
-        if u.source not in ("none", "menu"):
-            ctx.state.pop("lang", None) if u.lang == "zh" else ctx.state.update(lang=u.lang)
+        if u.lang == "zh":  # the conversation's language is kept only when it is not the default
+            ctx.state.pop("lang", None)
+        else:
+            ctx.state["lang"] = u.lang
         action = self.decide(msg.kind, u, ctx.state, recorded.agent_owned)
         if action not in MAY_MISS:
             ctx.state.pop("misses", None)  # understood: a run of misunderstood messages ends
@@ -160,7 +161,7 @@ class Router:
         if u.request.startswith("faq:"):
             return "faq"
         if u.source != "model":
-            return self._refined(ACTION_OF_REQUEST[u.request], u)
+            return self.refine(ACTION_OF_REQUEST[u.request], u)
         return self.decide_by_models(u)
 
     def decide_by_models(self, u: Understanding) -> str:
@@ -182,9 +183,10 @@ class Router:
             if self.faq_answers(u, unprompted=True):
                 return "faq"
             return "greeting" if find_terms(u.text, GREETINGS) else "small_talk"
-        return self._refined(ACTION_OF_REQUEST[intent], u)
+        return self.refine(ACTION_OF_REQUEST[intent], u)
 
-    def _refined(self, action: str, u: Understanding) -> str:
+    def refine(self, action: str, u: Understanding) -> str:
+        """The finer action a request's words call for: points history, or a price question."""
         if action == "points_balance" and find_terms(u.text, HISTORY_WORDS):
             return "points_history"
         if action == "lead" and u.source == "model" and not slots.is_business(
@@ -214,8 +216,3 @@ class Router:
 def numbered(names: list[str]) -> str:
     """ "1 投诉反馈 2 咨询问题 3 转人工" """
     return " ".join(f"{n} {name}" for n, name in enumerate(names, start=1))
-
-
-def is_question(text: str) -> bool:
-    return bool(re.search(r"[?？]|吗|呢|么|怎么|什么|哪|几|多少|能不能|可不可以|是否|how|what|when|where|which|can i|do you",
-                          normalize(text)))

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from bot import policy
+from bot import policy, slots
 from channels import base
 from channels.base import InboundMessage
 from config.content import BotContent, normalize_command
@@ -83,6 +83,15 @@ def understand(msg: InboundMessage, content: BotContent, state: Mapping[str, Any
     return from_models(text, lang, content)
 
 
+def asks(text: str) -> bool:
+    """Whether ``text`` is worded as a question (吗, 怎么, 多少, ?, how, can I …)."""
+    return bool(_QUESTION.search(normalize(text)))
+
+
+_QUESTION = re.compile(r"[?？]|吗|呢|么|怎么|什么|哪|几|多少|能不能|可不可以|是否|有没有|\b(?:how|what|when|where|which|"
+                       r"can i|do you|is there|are there)\b")
+
+
 def language_of(text: str, current: str) -> str:
     """The language to answer ``text`` in; a text with no letters ("12345", "👍") keeps the
     conversation's ``current`` one."""
@@ -96,6 +105,7 @@ def language_of(text: str, current: str) -> str:
 # likely complaint is read as one (thresholds.complaint), unless something more specific (points,
 # level, binding, a human) is the likelier request.
 _YIELD_TO_COMPLAINT = frozenset({"chitchat", "faq", "lead", "praise"})
+LEAD_CUE_INTENTS = frozenset({"lead"})
 
 
 def from_models(text: str, lang: str | None, content: BotContent) -> Understanding:
@@ -109,14 +119,21 @@ def from_models(text: str, lang: str | None, content: BotContent) -> Understandi
         intent, confidence = "complaint", complaint
     elif intent not in ("complaint", "human"):
         category = policy.category(text, content.rules)
-        if category in content.rules.urgent_categories and not (intent == "faq" and not unhappy):
-            # Illness, allergy, the police or 12315: never missed, unless it is a plain question
+        if category in content.rules.urgent_categories and (unhappy or not asks(text)):
+            # Illness, allergy, the police or 12315: never missed, unless it is a calm question
             # ("坚果过敏的能喝吗").
             intent, confidence = "complaint", max(complaint, content.rules.thresholds["complaint"])
-        elif category != "other" and result.sentiment.label != "pos" and confidence < content.rules.thresholds["intent"]:
+        elif category != "other" and (unhappy or result.sentiment.label == "neu" and not asks(text)) \
+                and confidence < content.rules.thresholds["intent"]:
             # The models are unsure, and the message names a problem the brand's complaint
-            # categories know ("异物", "多收"): the domain's words break the tie.
+            # categories know ("异物", "多收"), unhappily or as a plain statement (not "怎么退货？"):
+            # the domain's words break the tie.
             intent, confidence = "complaint", max(complaint, content.rules.thresholds["complaint"])
+    rules = content.rules
+    if intent in LEAD_CUE_INTENTS and confidence < rules.thresholds["intent"] \
+            and slots.is_business(text, rules.business_words, rules.bulk_quantity):
+        # Unsure, and the message speaks of franchise, wholesale or a hundred boxes: a lead.
+        intent, confidence = "lead", max(dict(ranked).get("lead", 0.0), rules.thresholds["intent"])
     return Understanding(text, lang or result.lang, intent, confidence, result.sentiment, "model", intent, ranked)
 
 

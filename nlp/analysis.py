@@ -15,7 +15,7 @@ from typing import Sequence
 from nlp import tokenize as tok
 from nlp.intent import Intent, rule_intent
 from nlp.keywords import keywords
-from nlp.model import features, load_scorer
+from nlp.model import features, load_scorer, mixed
 from nlp.sentiment import Sentiment, is_strong, lexicon_sentiment
 from nlp.text import normalize
 
@@ -103,9 +103,9 @@ def analyze(text: str | bytes | None, lang: str | None = None, k: int = 5,
         lang = lang if lang in ("zh", "en") else tok.language(clean)
         tokens, feats = featurize(clean, lang)
         p = load_scorer(lang).probabilities(feats)
-        intent, ranked = _intents(clean, p.get("intent"), intent_rules)
+        intent, ranked = _intents(clean, mixed(p, "intent"), intent_rules)
         return Analysis(lang, tuple(tokens), tuple(keywords(clean, k, tokens) if k else ()),
-                        _sentiment(clean, p.get("sentiment")), intent, ranked)
+                        _sentiment(clean, mixed(p, "sentiment")), intent, ranked)
     except Exception:  # noqa: BLE001 - analysis must never break a caller; log and answer neutral
         log.exception("nlp: could not analyze a text of %d characters", len(clean))
         return Analysis(lang or "zh", (), (), NEUTRAL, NO_INTENT)

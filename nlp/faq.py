@@ -53,10 +53,16 @@ class FaqIndex:
                                              for q in variants if q.strip()]
         corpus = [terms(q, lang) or ["\x00"] for _, q in self._docs]
         self._bm25 = BM25Okapi(corpus) if corpus else None
+        self._corpus = [set(doc) for doc in corpus]
+        # Which variants hold each term: a query is scored against those alone, since BM25 gives
+        # every other variant 0 (rank-bm25 scores all of them, a Python loop per term).
+        self._holding: dict[str, list[int]] = {}
+        for i, doc in enumerate(self._corpus):
+            for term in doc:
+                self._holding.setdefault(term, []).append(i)
         # A variant's score against itself: the most any query can earn from that document.
-        self._self_scores = [float(self._bm25.get_scores(doc)[i]) if self._bm25 else 0.0
+        self._self_scores = [float(self._bm25.get_batch_scores(doc, [i])[0]) if self._bm25 else 0.0
                              for i, doc in enumerate(corpus)]
-        self._corpus = corpus
 
     def rank(self, text: str, k: int = 3) -> list[FaqHit]:
         """The ``k`` best entries for ``text``, best first.
@@ -70,18 +76,21 @@ class FaqIndex:
         query = terms(text, self.lang)
         if not query:
             return []
-        scores = self._bm25.get_scores(query)
+        candidates = sorted({i for term in query for i in self._holding.get(term, ())})
+        if not candidates:
+            return []
+        scores = dict(zip(candidates, self._bm25.get_batch_scores(query, candidates)))
         idf = self._bm25.idf
         total = sum(max(idf.get(t, 0.0), 0.0) for t in query) or 1.0
         best: dict[str, FaqHit] = {}
-        for i in sorted(range(len(scores)), key=lambda j: -scores[j]):
+        for i in sorted(candidates, key=lambda j: -scores[j]):
             # Confidence can reorder the top few, so look a little past k by score.
             if scores[i] <= 0 or len(best) >= 2 * k:
                 break
             entry_id, question = self._docs[i]
             if entry_id in best:
                 continue
-            doc = set(self._corpus[i])
+            doc = self._corpus[i]
             covered = sum(max(idf.get(t, 0.0), 0.0) for t in query if t in doc) / total
             earned = min(1.0, float(scores[i]) / self._self_scores[i]) if self._self_scores[i] > 0 else 0.0
             best[entry_id] = FaqHit(entry_id, question, round((covered * earned) ** 0.5, 3))

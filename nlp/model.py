@@ -129,6 +129,9 @@ def _softmax(classes: tuple[str, ...], scores: list[float]) -> dict[str, float]:
 
 
 TASKS = ("sentiment", "intent")
+# Each task has a logistic regression and a naive Bayes model (``{lang}_{task}_nb.json``); their
+# probabilities are mixed, this share to naive Bayes (see nlp.train.NB_ALPHA for how it was chosen).
+BAYES, BAYES_SHARE = "_nb", 0.3
 
 
 def model_path(task: str, lang: str) -> Path:
@@ -137,10 +140,19 @@ def model_path(task: str, lang: str) -> Path:
 
 @lru_cache(maxsize=None)
 def load_scorer(lang: str) -> Scorer:
-    """The trained models of ``lang`` ('zh' | 'en'); a task with no trained model is left out."""
+    """The trained models of ``lang`` ('zh' | 'en'); a model not trained is left out."""
     models = {}
     for task in TASKS:
-        path = model_path(task, lang)
-        if path.exists():
-            models[task] = LinearModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+        for name in (task, task + BAYES):
+            path = model_path(name, lang)
+            if path.exists():
+                models[name] = LinearModel.from_json(json.loads(path.read_text(encoding="utf-8")))
     return Scorer.join(models)
+
+
+def mixed(p: Mapping[str, Mapping[str, float]], task: str) -> dict[str, float] | None:
+    """The task's class probabilities: the regression's, mixed with naive Bayes' when there is one."""
+    regression, bayes = p.get(task), p.get(task + BAYES)
+    if regression is None or bayes is None:
+        return dict(regression) if regression is not None else None
+    return {c: (1 - BAYES_SHARE) * regression[c] + BAYES_SHARE * bayes.get(c, 0.0) for c in regression}
