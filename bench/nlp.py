@@ -53,9 +53,9 @@ def main() -> None:
         "tokenize (zh)": lambda t: tok.tokenize(t, "zh"),
         "keywords (zh)": keywords,
         "sentiment (zh)": lambda t: analysis.sentiment(t, "zh"),
-        "intent (zh)": lambda t: analysis.intent(t, "zh", rules.intents),
-        "full analysis (zh)": lambda t: analysis.analyze(t, "zh", intent_rules=rules.intents),
-        "full analysis (zh + en)": lambda t: analysis.analyze(t, intent_rules=rules.intents),
+        "intent (zh)": lambda t: analysis.intent(t, "zh"),
+        "full analysis (zh)": lambda t: analysis.analyze(t, "zh"),
+        "full analysis (zh + en)": lambda t: analysis.analyze(t),
     }
     # Rounds alternate every stage with the baseline, so a slow spell of this shared machine
     # hits both; each figure is a median over rounds, each ratio taken within its own round.

@@ -301,7 +301,7 @@ def run_flow(msg: InboundMessage, ctx: Context) -> str:
         return ctx.say("cancelled")
     if ctx.u.source == "none":
         return ctx.say("text_needed", prompt=ctx.say(step.prompt))
-    if not step.accepts(ctx, s):
+    if ctx.u.source in ("command", "menu") or not step.accepts(ctx, s):  # "积分" is never a slot's value
         router = ctx.router
         other = router.decide_by_models(ctx.u) if ctx.u.source == "model" \
             else router.refine(ACTION_OF_REQUEST.get(ctx.u.request, "faq"), ctx.u)

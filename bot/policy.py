@@ -14,7 +14,7 @@ def category(text: str, rules: BotRules) -> str:
     "other" when no category's word is."""
     hits = [(name, len(find_terms(text, words))) for name, words in rules.complaint_categories]
     urgent = next((name for name, count in hits if count and name in rules.urgent_categories), None)
-    best = max(hits, key=lambda hit: hit[1], default=("other", 0))  # max keeps the first of equals
+    best = max(hits, key=lambda hit: hit[1])  # max keeps the first of equals
     return urgent or (best[0] if best[1] else "other")
 
 

@@ -173,7 +173,10 @@ class Router:
         if not sure:
             if u.sentiment.strong:
                 return "handoff"  # angry, and no clear request: a person should answer
-            if self.faq_answers(u, unprompted=True):
+            # Unsure, but a question the FAQ answers well: answered (the bar is higher when the
+            # models did not even think it a likely question).
+            maybe_question = "faq" in (name for name, _ in u.ranked[:2])
+            if self.faq_answers(u, unprompted=not maybe_question):
                 return "faq"
             return "clarify"
         if u.sentiment.strong and (intent in ("chitchat", "praise") or intent == "complaint" and

@@ -4,7 +4,8 @@ One function, ``understand``, used by the router on every message and by ``crmbo
 1. a menu ``EventKey`` or an exact short command (积分, 绑卡, 人工, 取消) is a precise override;
 2. the answer to a question the bot asked ("1", "投诉") picks one of the offered choices;
 3. everything else goes to the trained intent and sentiment models (Chinese or English), each
-   with its confidence. Whether that confidence is enough is the router's decision.
+   with its confidence, weighed with the brand's complaint and lead words (``weighed``).
+   Whether that confidence is enough is the router's decision.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any, Mapping
 from bot import policy, slots
 from channels import base
 from channels.base import InboundMessage
-from config.content import BotContent, normalize_command
+from config.content import BotContent, BotRules, normalize_command
 from nlp import analysis
 from nlp.sentiment import Sentiment
 from nlp.text import normalize
@@ -92,6 +93,19 @@ _QUESTION = re.compile(r"[?？]|吗|呢|么|怎么|什么|哪|几|多少|能不�
                        r"can i|do you|is there|are there)\b")
 
 
+def states_problem(text: str, rules: BotRules) -> bool:
+    """Whether a clause of ``text`` that is not a question names a complaint category's problem
+    (not an urgent one: "孩子过敏" beside a question about nuts is the reason for the question)."""
+    clauses = [c for c in _CLAUSE.findall(normalize(text)) if c.strip(" 。！!？?；;\n")]
+    return len(clauses) > 1 and any(
+        not asks(c) and policy.category(c, rules) not in ("other", *rules.urgent_categories)
+        for c in clauses)
+
+
+# A clause with the marks that end it (a question keeps its "？").
+_CLAUSE = re.compile(r"(?:(?!另外|还有|顺便|by the way)[^。！!？?；;\n])+[。！!？?；;\n]*|(?:另外|还有|顺便|by the way)")
+
+
 def language_of(text: str, current: str) -> str:
     """The language to answer ``text`` in; a text with no letters ("12345", "👍") keeps the
     conversation's ``current`` one."""
@@ -101,40 +115,52 @@ def language_of(text: str, current: str) -> str:
     return language(clean)
 
 
-# Missing a complaint costs more than a wrong guess between these: in a negative message, a
-# likely complaint is read as one (thresholds.complaint), unless something more specific (points,
-# level, binding, a human) is the likelier request.
-_YIELD_TO_COMPLAINT = frozenset({"chitchat", "faq", "lead", "praise"})
-LEAD_CUE_INTENTS = frozenset({"lead"})
-
-
 def from_models(text: str, lang: str | None, content: BotContent) -> Understanding:
-    """The trained models' reading of ``text``, with their confidences; answered in ``lang``."""
+    """The trained models' reading of ``text``, weighed with the brand's own words (``weighed``);
+    answered in ``lang``."""
     result = analysis.analyze(text, None, k=0)
     ranked = result.ranked or ((result.intent.name, result.intent.confidence),)
-    intent, confidence = result.intent.name, result.intent.confidence
-    complaint = dict(ranked).get("complaint", 0.0)
-    unhappy = result.sentiment.label == "neg"
-    if intent in _YIELD_TO_COMPLAINT and unhappy and complaint >= content.rules.thresholds["complaint"]:
-        intent, confidence = "complaint", complaint
-    elif intent not in ("complaint", "human"):
-        category = policy.category(text, content.rules)
-        if category in content.rules.urgent_categories and (unhappy or not asks(text)):
-            # Illness, allergy, the police or 12315: never missed, unless it is a calm question
-            # ("坚果过敏的能喝吗").
-            intent, confidence = "complaint", max(complaint, content.rules.thresholds["complaint"])
-        elif category != "other" and (unhappy or result.sentiment.label == "neu" and not asks(text)) \
-                and confidence < content.rules.thresholds["intent"]:
-            # The models are unsure, and the message names a problem the brand's complaint
-            # categories know ("异物", "多收"), unhappily or as a plain statement (not "怎么退货？"):
-            # the domain's words break the tie.
-            intent, confidence = "complaint", max(complaint, content.rules.thresholds["complaint"])
-    rules = content.rules
-    if intent in LEAD_CUE_INTENTS and confidence < rules.thresholds["intent"] \
-            and slots.is_business(text, rules.business_words, rules.bulk_quantity):
-        # Unsure, and the message speaks of franchise, wholesale or a hundred boxes: a lead.
-        intent, confidence = "lead", max(dict(ranked).get("lead", 0.0), rules.thresholds["intent"])
+    intent, confidence = weighed(text, result.intent.name, result.intent.confidence, dict(ranked),
+                                 result.sentiment.label, content.rules)
     return Understanding(text, lang or result.lang, intent, confidence, result.sentiment, "model", intent, ranked)
+
+
+# Intents that give way to a likely complaint; points, level, binding and a human are requests
+# more specific than a complaint, and stay.
+_YIELD_TO_COMPLAINT = frozenset({"chitchat", "faq", "lead", "praise"})
+
+
+def weighed(text: str, intent: str, confidence: float, p: Mapping[str, float], mood: str,
+            rules: BotRules) -> tuple[str, float]:
+    """The models' intent and confidence, weighed with what the brand's rules know.
+
+    Missing a complaint costs more than any other mistake, so:
+    1. a negative message whose complaint probability reaches ``thresholds.complaint`` is a
+       complaint, unless a more specific request is likelier;
+    2. food safety or a legal threat (``priority.urgent_categories``) is a complaint, unless it
+       is a calm question ("坚果过敏的能喝吗");
+    3. another complaint category's words ("异物", "多收") decide when the models are unsure and
+       the message is unhappy or a statement (not "怎么退货？"), and whatever the models say when
+       one clause states the problem beside a question ("奶茶里有头发！另外几点关门").
+    And 4. an unsure lead that speaks of franchise, wholesale or a hundred boxes is a lead.
+    A complaint's confidence is at least ``thresholds.complaint``, a lead's ``thresholds.intent``,
+    so the router acts on them."""
+    t = rules.thresholds
+    if intent in ("complaint", "human"):
+        return intent, confidence
+    unhappy, unsure = mood == "neg", confidence < t["intent"]
+    as_complaint = "complaint", max(p.get("complaint", 0.0), t["complaint"])
+    if intent in _YIELD_TO_COMPLAINT and unhappy and p.get("complaint", 0.0) >= t["complaint"]:
+        return as_complaint
+    category = policy.category(text, rules)
+    if category in rules.urgent_categories and (unhappy or not asks(text)):
+        return as_complaint
+    if category != "other" and mood != "pos":
+        if unsure and (unhappy or not asks(text)) or intent in _YIELD_TO_COMPLAINT and states_problem(text, rules):
+            return as_complaint
+    if intent == "lead" and unsure and slots.is_business(text, rules.business_words, rules.bulk_quantity):
+        return "lead", t["intent"]
+    return intent, confidence
 
 
 def _override(text: str, lang: str, request: str, source: str) -> Understanding:

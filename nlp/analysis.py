@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Sequence
 
 from nlp import tokenize as tok
-from nlp.intent import Intent, rule_intent
+from nlp.intent import Intent
 from nlp.keywords import keywords
 from nlp.model import features, load_scorer, mixed
 from nlp.sentiment import Sentiment, is_strong, lexicon_sentiment
@@ -78,23 +78,16 @@ def _sentiment(text: str, p: dict[str, float] | None) -> Sentiment:
     return Sentiment(label, round(p.get("pos", 0) + 0.5 * p.get("neu", 0), 3), is_strong(text, label == "neg"))
 
 
-def _intents(text: str, p: dict[str, float] | None, rules: Sequence[tuple[str, Sequence[str]]] | None
-             ) -> tuple[Intent, tuple[tuple[str, float], ...]]:
-    """The model's intent, agreed with the keyword rules when they fire: a rule hit counts as
-    half the evidence, so a clear keyword wins unless the model is sure of something else.
-    Also every intent's probability, most likely first."""
-    ruled = rule_intent(text, rules) if rules else None
+def _intents(p: dict[str, float] | None) -> tuple[Intent, tuple[tuple[str, float], ...]]:
+    """The model's intent, and every intent's probability, most likely first."""
     if p is None:
-        return ruled or NO_INTENT, ()
-    if ruled is not None and ruled.name in p:
-        p = {name: 0.5 * value + (0.5 if name == ruled.name else 0.0) for name, value in p.items()}
+        return NO_INTENT, ()
     ranked = tuple(sorted(((name, round(value, 3)) for name, value in p.items()), key=lambda item: -item[1]))
     name, confidence = ranked[0]
-    return Intent(name, confidence, ruled.keyword if ruled and ruled.name == name else None), ranked
+    return Intent(name, confidence), ranked
 
 
-def analyze(text: str | bytes | None, lang: str | None = None, k: int = 5,
-            intent_rules: Sequence[tuple[str, Sequence[str]]] | None = None) -> Analysis:
+def analyze(text: str | bytes | None, lang: str | None = None, k: int = 5) -> Analysis:
     """Language, tokens, keywords, sentiment and intent of ``text``."""
     clean = clean_input(text)
     if not any(ch.isalnum() for ch in clean) and not any(ord(ch) > 0x2600 for ch in clean):
@@ -103,7 +96,7 @@ def analyze(text: str | bytes | None, lang: str | None = None, k: int = 5,
         lang = lang if lang in ("zh", "en") else tok.language(clean)
         tokens, feats = featurize(clean, lang)
         p = load_scorer(lang).probabilities(feats)
-        intent, ranked = _intents(clean, mixed(p, "intent"), intent_rules)
+        intent, ranked = _intents(mixed(p, "intent"))
         return Analysis(lang, tuple(tokens), tuple(keywords(clean, k, tokens) if k else ()),
                         _sentiment(clean, mixed(p, "sentiment")), intent, ranked)
     except Exception:  # noqa: BLE001 - analysis must never break a caller; log and answer neutral
@@ -115,6 +108,5 @@ def sentiment(text: str | bytes | None, lang: str | None = None) -> Sentiment:
     return analyze(text, lang, k=0).sentiment
 
 
-def intent(text: str | bytes | None, lang: str | None = None,
-           rules: Sequence[tuple[str, Sequence[str]]] | None = None) -> Intent:
-    return analyze(text, lang, k=0, intent_rules=rules).intent
+def intent(text: str | bytes | None, lang: str | None = None) -> Intent:
+    return analyze(text, lang, k=0).intent

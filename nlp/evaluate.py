@@ -81,7 +81,7 @@ def evaluate(rows: Iterable[dict], intent_rules: Sequence[tuple[str, Sequence[st
         by_lang.setdefault(row["lang"], []).append(row)
     report: dict = {}
     for lang, group in sorted(by_lang.items()):
-        results = [analyze(row["text"], lang, k=0, intent_rules=intent_rules) for row in group]
+        results = [analyze(row["text"], lang, k=0) for row in group]
         gold_s, gold_i = [r["sentiment"] for r in group], [r["intent"] for r in group]
         baseline: Callable[[str], str] = snownlp_sentiment if lang == "zh" else vader_sentiment
         baseline_name = "snownlp" if lang == "zh" else "vader"

@@ -37,8 +37,14 @@ def terms(text: str, lang: str) -> list[str]:
         return words
     bigrams = []
     for run in re.findall(r"[\u3400-\u9fff]+", clean):
-        bigrams.extend("~" + run[i:i + 2] for i in range(len(run) - 1))
+        bigrams.extend("~" + run[i:i + 2] for i in range(len(run) - 1)
+                       if not (run[i] in _FUNCTION_CHARS and run[i + 1] in _FUNCTION_CHARS))
     return words + bigrams
+
+
+# Characters of the question's frame, not its subject: a bigram of two of these ("在哪", "里看",
+# "怎么") would match every "…在哪里看" question to every other.
+_FUNCTION_CHARS = frozenset("的了吗呢吧啊呀在哪里怎么么什几是有没能可以请问你我们他她它这那个一下看要想会还都就多少")
 
 
 class FaqIndex:

@@ -259,7 +259,7 @@ def nlp_predict() -> None:
 
     from nlp import analysis
 
-    brand_words, intents = _nlp_rules()
+    brand_words, _ = _nlp_rules()
     analysis.load(brand_words)
     for line in sys.stdin.buffer:
         raw = line.rstrip(b"\r\n")
@@ -270,7 +270,7 @@ def nlp_predict() -> None:
                 text, lang = str(item.get("text", "")), item.get("lang")
             except (json.JSONDecodeError, AttributeError):
                 pass  # not JSON after all: score the line as text
-        result = analysis.analyze(text, lang, intent_rules=intents)
+        result = analysis.analyze(text, lang)
         given = text if isinstance(text, str) else text.decode("utf-8", errors="replace")
         click.echo(json.dumps({
             "text": given, "lang": result.lang,

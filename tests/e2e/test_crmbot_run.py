@@ -68,13 +68,13 @@ def stored_inbound(var: Path) -> tuple[int, int]:
 def test_chat_talks_through_the_real_webhook(service) -> None:
     url, env, _ = service
     done = subprocess.run([sys.executable, "-m", "web.cli", "chat", "--url", f"{url}/webhooks/wechat"],
-                          input="/subscribe\n几点开门\n今天天气不错\n/quit\n", env=env, capture_output=True,
-                          text=True, timeout=60)
+                          input="/subscribe\n几点开门\n我昨天买的奶茶有异物\n/quit\n", env=env,
+                          capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     replies = [line for line in done.stdout.splitlines() if line.startswith("品牌: ")]
     assert "欢迎关注" in replies[0]
     assert any("10:00-22:00" in line for line in replies)
-    assert any("今天天气不错" in line for line in replies)  # the fallback echoes what it missed
+    assert "工单号 T" in replies[2] and "异物" not in replies[2]  # a complaint in the customer's words
 
 
 def test_concurrent_retries_are_stored_once(service) -> None:

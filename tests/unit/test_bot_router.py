@@ -311,3 +311,75 @@ def test_the_language_of_a_number_is_the_conversations() -> None:
     chat = Chat()
     chat.says("I want to bind my card")
     assert "code" in chat.says("13812345678").lower()
+
+
+# -- every flow step: a question, a cancel, two intents in one message --------------------------
+
+def _at_step(step: str) -> Chat:
+    """A conversation waiting at ``step`` (flow name: step name)."""
+    chat = Chat()
+    opening = {"member_bind:phone": ["绑卡"], "member_bind:code": ["绑卡", "13812345678"],
+               "complaint:description": ["我要投诉"], "complaint:order": ["奶茶里有根头发"],
+               "lead:name": ["加盟"], "lead:phone": ["加盟", "王先生"], "lead:interest": []}[step]
+    for text in opening:
+        chat.says(text)
+    if step == "lead:interest":
+        chat.clicks("MENU_JOIN")
+        chat.says("王先生")
+        chat.says("13912345678")
+    if step.startswith("csat"):
+        pass
+    assert f"{chat.state['flow']['name']}:{chat.state['flow']['step']}" == step
+    return chat
+
+
+STEPS = ["member_bind:phone", "member_bind:code", "complaint:description", "complaint:order", "lead:name",
+         "lead:phone", "lead:interest"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_question_in_every_step_is_answered_and_the_step_stays(step: str) -> None:
+    chat = _at_step(step)
+    reply = chat.says("请问你们几点开门？")
+    assert "10:00-22:00" in reply
+    assert f"{chat.state['flow']['name']}:{chat.state['flow']['step']}" == step
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_cancel_in_every_step(step: str) -> None:
+    chat = _at_step(step)
+    assert "已取消" in chat.says("取消")
+    assert "flow" not in chat.state
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_human_in_every_step(step: str) -> None:
+    chat = _at_step(step)
+    reply = chat.says("转人工")
+    assert chat.store.tickets[-1].source == "handoff" and chat.store.tickets[-1].reference in reply
+    assert "flow" not in chat.state
+
+
+def test_csat_steps_take_a_score_then_a_comment_and_a_command_leaves() -> None:
+    from bot.flows import start_csat
+    chat = Chat()
+    ticket = chat.store.open_ticket(1, 1, source="handoff", category="handoff", priority="P3",
+                                    first_response_due=None, resolution_due=None, description="", order_no=None)
+    ticket.status = "resolved"
+    state: dict = {}
+    start_csat(state, ticket.id, chat.clock[0])
+    chat.store.states[1] = state
+    assert "1-5" in chat.says("挺好的")  # not a score
+    assert "还有什么" in chat.says("5分")
+    assert "感谢" in chat.says("客服小王很耐心")
+    assert (ticket.csat_score, ticket.csat_comment) == (5, "客服小王很耐心")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("你好，我想查一下我的积分", "points_balance"),
+    ("奶茶里有头发！另外你们几点关门", "complaint"),
+    ("谢谢你们，顺便问下怎么绑定会员卡", "member_bind"),
+    ("在吗 想加盟 费用多少", "lead"),
+])
+def test_two_intents_in_one_message_take_the_request(text: str, expected: str) -> None:
+    assert action(text) == expected, route(text, ROUTER)
