@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -86,6 +87,11 @@ class BotRules:
     order_formats: tuple[str, ...]  # regular expressions, each matching a whole order number
     business_words: tuple[str, ...]  # a lead, not a retail question: 加盟, 批发, 团购 ...
     bulk_quantity: int  # this many cups or boxes or more in one message is a lead
+
+    @cached_property
+    def complaint_words(self) -> tuple[str, ...]:
+        """The words of every complaint category, for one pass that tells whether any is there."""
+        return tuple(dict.fromkeys(word for _, words in self.complaint_categories for word in words))
 
 
 @dataclass(frozen=True)

@@ -69,12 +69,17 @@ def test_predict_reads_lines_and_json_lines_and_survives_bad_bytes() -> None:
     assert {"sentiment_score", "intent", "intent_confidence", "keywords"} <= set(out[0])
 
 
+def labeled_file(folder: Path, rows: list[dict]) -> Path:
+    data = folder / "brand.jsonl"
+    data.write_text("\n".join(json.dumps(row, ensure_ascii=False) for row in rows), encoding="utf-8")
+    return data
+
+
 def test_eval_on_a_brands_own_file(tmp_path: Path) -> None:
-    data = tmp_path / "brand.jsonl"
-    data.write_text("\n".join(json.dumps(row, ensure_ascii=False) for row in [
+    data = labeled_file(tmp_path, [
         {"text": "积分怎么查", "lang": "zh", "sentiment": "neu", "intent": "points_balance"},
         {"text": "太慢了，差评", "lang": "zh", "sentiment": "neg", "intent": "complaint"},
-        {"text": "love it", "lang": "en", "sentiment": "pos", "intent": "praise"}]), encoding="utf-8")
+        {"text": "love it", "lang": "en", "sentiment": "pos", "intent": "praise"}])
     done = crmbot("eval", "--data", str(data), "--json")
     assert done.returncode == 0, done.stderr.decode()
     figures = json.loads(done.stdout)
@@ -83,15 +88,18 @@ def test_eval_on_a_brands_own_file(tmp_path: Path) -> None:
     assert b"macro-F1" in text.stdout and b"confusion" in text.stdout
 
 
+@pytest.mark.parametrize("command", [("nlp", "eval"), ("bot", "test")])
 @pytest.mark.parametrize("content, message", [
     ('{"text": "x", "lang": "fr", "sentiment": "neu", "intent": "faq"}', b"brand.jsonl:1"),
+    ('{"text": "x", "lang": "zh", "sentiment": "meh", "intent": "faq"}', b"brand.jsonl:1"),
     ("not json", b"not JSON"),
     ("", b"no labeled rows"),
 ])
-def test_eval_refuses_bad_files_clearly(tmp_path: Path, content: str, message: bytes) -> None:
+def test_labeled_files_are_refused_clearly(tmp_path: Path, command: tuple[str, str], content: str,
+                                           message: bytes) -> None:
     data = tmp_path / "brand.jsonl"
     data.write_text(content, encoding="utf-8")
-    done = crmbot("eval", "--data", str(data))
+    done = crmbot(command[1], "--data", str(data), group=command[0])
     assert done.returncode != 0 and message in done.stderr and b"Traceback" not in done.stderr
 
 
@@ -112,11 +120,10 @@ def test_bot_route_prints_what_the_router_decides_and_writes_nothing(tmp_path: P
 
 
 def test_bot_test_scores_a_brands_labeled_file(tmp_path: Path) -> None:
-    data = tmp_path / "brand.jsonl"
-    data.write_text("\n".join(json.dumps(row, ensure_ascii=False) for row in [
+    data = labeled_file(tmp_path, [
         {"text": "我的积分还有多少", "lang": "zh", "sentiment": "neu", "intent": "points_balance"},
         {"text": "奶茶里喝出一根头发", "lang": "zh", "sentiment": "neg", "intent": "complaint"},
-        {"text": "你们几点关门", "lang": "zh", "sentiment": "neu", "intent": "faq"}]), encoding="utf-8")
+        {"text": "你们几点关门", "lang": "zh", "sentiment": "neu", "intent": "faq"}])
     done = crmbot("test", "--data", str(data), "--json", group="bot")
     assert done.returncode == 0, done.stderr.decode()
     figures = json.loads(done.stdout)
@@ -124,14 +131,3 @@ def test_bot_test_scores_a_brands_labeled_file(tmp_path: Path) -> None:
     assert sum(figures["actions"].values()) == 3
     text = crmbot("test", "--data", str(data), group="bot")
     assert b"intent macro-F1" in text.stdout and b"complaint recall" in text.stdout and b"confusion" in text.stdout
-
-
-@pytest.mark.parametrize("content, message", [
-    ('{"text": "x", "lang": "zh", "sentiment": "meh", "intent": "faq"}', b"brand.jsonl:1"),
-    ("not json", b"not JSON"),
-])
-def test_bot_test_refuses_bad_files_clearly(tmp_path: Path, content: str, message: bytes) -> None:
-    data = tmp_path / "brand.jsonl"
-    data.write_text(content, encoding="utf-8")
-    done = crmbot("test", "--data", str(data), group="bot")
-    assert done.returncode != 0 and message in done.stderr and b"Traceback" not in done.stderr
