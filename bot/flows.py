@@ -51,10 +51,6 @@ class Flow:
     steps: Mapping[str, FlowStep]
 
 
-def _anything(ctx: Context, slots_: Slots) -> bool:
-    return True
-
-
 # --- member binding -------------------------------------------------------------------------
 
 def _bind_entry(ctx: Context, s: Slots) -> Step:
@@ -121,13 +117,6 @@ def describes_problem(text: str) -> bool:
     return len(normalize_command(rest)) >= 2
 
 
-def _complaint_entry(ctx: Context, s: Slots) -> Step:
-    s["order_no"] = slots.order_number(ctx.text, ctx.content.rules.order_formats)
-    if not describes_problem(ctx.text):
-        return Step(ctx.say("complaint_ask_description"), "description")
-    return _open_complaint(ctx.text, ctx, s)
-
-
 def _open_complaint(description: str, ctx: Context, s: Slots) -> Step:
     """The ticket opens as soon as the problem is known: the customer's own words are its
     description, and nothing already said is asked again. The order number may follow."""
@@ -142,7 +131,8 @@ def _open_complaint(description: str, ctx: Context, s: Slots) -> Step:
     return Step(f"{opened}\n{ctx.say('complaint_ask_order')}", "order")
 
 
-def _complaint_description(ctx: Context, s: Slots) -> Step:
+def _complaint_described(ctx: Context, s: Slots) -> Step:
+    """The flow's entry and its description step: a ticket once the problem is said."""
     s["order_no"] = s.get("order_no") or slots.order_number(ctx.text, ctx.content.rules.order_formats)
     if not describes_problem(ctx.text):
         return Step(ctx.say("complaint_ask_description"), "description")
@@ -186,10 +176,10 @@ def open_ticket(ctx: Context, source: str, description: str, order_no: str | Non
         description=description, order_no=order_no)
 
 
-COMPLAINT = Flow("complaint", _complaint_entry, {
+COMPLAINT = Flow("complaint", _complaint_described, {
     "description": FlowStep("complaint_ask_description",
                             lambda ctx, s: describes_problem(ctx.text) and not asks(ctx.text)
-                            or ctx.u.intent == "complaint", _complaint_description),
+                            or ctx.u.intent == "complaint", _complaint_described),
     "order": FlowStep("complaint_ask_order", _gives_order, _complaint_order),
 })
 
@@ -218,9 +208,10 @@ def _lead_next(ctx: Context, s: Slots) -> Step:
 
 
 def _lead_entry(ctx: Context, s: Slots) -> Step:
-    rules = ctx.content.rules
-    s["keyword"] = next(iter(slots.business_terms(ctx.text, rules.business_words)), None) or \
-        (normalize_command(ctx.text) or None if ctx.u.source == "command" else None)
+    # What made it a lead: the business word said ("加盟"), or the command itself ("合作").
+    said = slots.business_terms(ctx.text, ctx.content.rules.business_words)
+    command = normalize_command(ctx.text) if ctx.u.source == "command" else ""
+    s["keyword"] = said[0] if said else command or None
     _lead_fill(ctx, s, None)
     return _lead_next(ctx, s)
 
