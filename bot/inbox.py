@@ -23,13 +23,16 @@ def receive(msg: InboundMessage, new_uow: Callable[[], UnitOfWork], router: Rout
     dedupe key, rolls back, and answers from what the first attempt stored.
     """
     route = True
+    # The models read the message before the transaction: on SQLite the transaction holds the
+    # store's write lock, and every other webhook would wait while the models run.
+    reading = router.read(msg)
     for attempt in (1, 2, 3):
         with new_uow() as uow:
             try:
                 recorded = services.record_inbound(msg, uow)
                 if recorded.duplicate:
                     return recorded.stored_reply or ""
-                reply = router.answer(msg, recorded, UnitOfWorkStore(uow)) if route \
+                reply = router.answer(msg, recorded, UnitOfWorkStore(uow), reading) if route \
                     else router.content.say("busy")
                 if reply:
                     services.record_outbound(recorded.conversation_id, reply, uow, reply_to=recorded.message_id,

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Protocol
 from bot import policy, slots
 from bot.otp import OneTimeCodes
 from bot.store import BotStore
-from bot.understanding import Understanding, understand
+from bot.understanding import Understanding, command_of, from_models, typed_text, understand
 from channels import base
 from channels.base import InboundMessage
 from config.content import LANGS, BotContent, FaqEntry
@@ -119,11 +119,25 @@ class Router:
         self.faq = FaqBook(content.faq)
         self.thresholds = content.rules.thresholds
 
-    def answer(self, msg: InboundMessage, recorded: RecordedInbound, store: BotStore) -> str:
-        """The reply to ``msg`` (empty: none); its effects and the new state go to ``store``."""
+    def read(self, msg: InboundMessage) -> Understanding | None:
+        """The slow part of understanding ``msg``, which needs no state: the models' reading (and
+        the FAQ's ranking, where the decision may ask for it). The webhook calls this before its
+        transaction, so no store lock is held while the models run; ``answer`` takes the result."""
+        text = typed_text(msg, self.content)
+        if not text or command_of(text, self.content):
+            return None
+        reading = from_models(text, None, self.content)
+        if reading.intent in ("faq", "chitchat", "lead") or reading.confidence < self.thresholds["intent"]:
+            self.faq.rank(text, reading.lang)  # cached: the decision and the answer find it ranked
+        return reading
+
+    def answer(self, msg: InboundMessage, recorded: RecordedInbound, store: BotStore,
+               reading: Understanding | None = None) -> str:
+        """The reply to ``msg`` (empty: none); its effects and the new state go to ``store``.
+        ``reading``: what ``read`` made of the message, if the caller called it."""
         conversation_id = recorded.conversation_id
         loaded = recorded.state
-        u = understand(msg, self.content, loaded)
+        u = understand(msg, self.content, loaded, reading)
         ctx = Context(conversation_id, recorded.customer_id, self.content, store, self.codes, self, u, dict(loaded),
                       self.clock())
         notice = self._expire_flow(ctx)

@@ -9,6 +9,7 @@ One function, ``understand``, used by the router on every message and by ``crmbo
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -64,8 +65,12 @@ def command_of(text: str, content: BotContent) -> str | None:
     return None
 
 
-def understand(msg: InboundMessage, content: BotContent, state: Mapping[str, Any] | None = None) -> Understanding:
-    """What ``msg`` asks for, given the conversation's ``state`` (the choices the bot offered)."""
+def understand(msg: InboundMessage, content: BotContent, state: Mapping[str, Any] | None = None,
+               reading: Understanding | None = None) -> Understanding:
+    """What ``msg`` asks for, given the conversation's ``state`` (the choices the bot offered).
+
+    ``reading`` is the models' reading of the message (``from_models``) when the caller made it
+    already: it does not depend on the state, so the webhook makes it before its transaction."""
     state = state or {}
     text = typed_text(msg, content)
     lang = language_of(text, str(state.get("lang", "zh")))
@@ -81,6 +86,8 @@ def understand(msg: InboundMessage, content: BotContent, state: Mapping[str, Any
     chosen = _chosen(text, content, state.get("choices"))
     if chosen is not None:
         return chosen
+    if reading is not None and reading.text == text:
+        return dataclasses.replace(reading, lang=lang)
     return from_models(text, lang, content)
 
 

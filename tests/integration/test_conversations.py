@@ -369,3 +369,31 @@ def test_unsubscribe_and_resubscribe_restart_the_conversation(user, runtime) -> 
     assert "顾问" not in user.says("王先生")
     with runtime.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Lead)) == 0
+
+
+def test_the_models_read_a_message_before_its_transaction(user, runtime, monkeypatch) -> None:
+    """On SQLite the transaction holds the store's write lock: the models must not run under it."""
+    from bot import router as router_module
+
+    open_units: list[int] = []
+    read_while_open: list[bool] = []
+    real_uow, real_from_models = runtime.uow, router_module.from_models
+
+    class Tracked:
+        def __enter__(self):  # type: ignore[no-untyped-def]
+            open_units.append(1)
+            self.uow = real_uow()
+            return self.uow.__enter__()
+
+        def __exit__(self, *exc):  # type: ignore[no-untyped-def]
+            open_units.pop()
+            return self.uow.__exit__(*exc)
+
+    def reading(*args, **kwargs):  # type: ignore[no-untyped-def]
+        read_while_open.append(bool(open_units))
+        return real_from_models(*args, **kwargs)
+
+    monkeypatch.setattr(runtime, "uow", Tracked)
+    monkeypatch.setattr(router_module, "from_models", reading)
+    assert "工单" in user.says("奶茶里有根头发，太恶心了")
+    assert read_while_open == [False]
