@@ -55,9 +55,11 @@ def handoff_wait(msg: InboundMessage, ctx: Context) -> str:
 
 
 def handoff_cancel(msg: InboundMessage, ctx: Context) -> str:
+    """取消 while waiting for an agent: the hand-off is called off, unless an agent has it already."""
     ticket = ctx.store.cancel_handoff(ctx.conversation_id)
-    if ticket is None:  # an agent has already claimed it: they answer
-        return handoff_wait(msg, ctx) or ctx.say("handoff_waiting", reference="")
+    if ticket is None:  # claimed: the agent answers
+        claimed = ctx.store.waiting_handoff(ctx.conversation_id)
+        return ctx.say("handoff_waiting", reference=claimed.reference if claimed else "")
     ctx.state.pop("ack_at", None)
     return ctx.say("handoff_cancelled", reference=ticket.reference)
 
@@ -94,8 +96,7 @@ def faq(msg: InboundMessage, ctx: Context) -> str:
     if hits and hits[0].confidence >= t["faq_answer"]:
         ctx.state.pop("misses", None)
         return book.entries[hits[0].entry_id].answer(ctx.lang)
-    suggested = [hit for hit in hits if hit.confidence >= t["faq_suggest"]]
-    if suggested:
+    if hits and hits[0].confidence >= t["faq_suggest"]:
         ctx.offer([f"faq:{hit.entry_id}" for hit in hits])
         # Each entry's first question is its title: a matched variant may carry a customer's typo.
         titles = [book.entries[hit.entry_id].title(ctx.lang) for hit in hits]

@@ -383,3 +383,13 @@ def test_csat_steps_take_a_score_then_a_comment_and_a_command_leaves() -> None:
 ])
 def test_two_intents_in_one_message_take_the_request(text: str, expected: str) -> None:
     assert action(text) == expected, route(text, ROUTER)
+
+
+def test_cancel_after_an_agent_claimed_the_handoff_keeps_it() -> None:
+    chat = Chat()
+    chat.says("人工")
+    [ticket] = chat.store.tickets
+    ticket.status = "claimed"
+    reply = chat.says("取消")
+    assert ticket.reference in reply and ticket.status == "claimed"
+    assert chat.says("在吗") == ""  # just acknowledged: the agent answers
