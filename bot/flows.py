@@ -23,6 +23,7 @@ from bot.router import ACTION_OF_REQUEST, NEW_SUBJECTS, Context
 from bot.understanding import asks, from_models
 from channels.base import InboundMessage
 from config.content import normalize_command
+from config.logs import mask_phones
 from crm_store.models import Ticket, utcnow
 from nlp.text import normalize
 
@@ -67,7 +68,7 @@ def _send_code(phone: str, ctx: Context, s: Slots) -> Step:
     except RedisError:
         return Step(ctx.say("bind_unavailable"))
     s["phone"] = phone
-    return Step(ctx.say("bind_code_sent", masked=slots.masked(phone), minutes=ctx.codes.ttl // 60), "code")
+    return Step(ctx.say("bind_code_sent", masked=mask_phones(phone), minutes=ctx.codes.ttl // 60), "code")
 
 
 def _bind_phone(ctx: Context, s: Slots) -> Step:
@@ -165,7 +166,9 @@ def open_ticket(ctx: Context, source: str, description: str, order_no: str | Non
     rules = ctx.content.rules
     member_id = ctx.store.member_id(ctx.customer_id)
     level = ctx.store.level(member_id, rules.levels).name if member_id is not None else None
-    mood = ctx.u.sentiment if ctx.u.source == "model" else from_models(description, None, ctx.content).sentiment
+    # The models read this description already when it is the message (or the chosen option's).
+    read = ctx.u.source in ("model", "choice") and ctx.u.text == description
+    mood = ctx.u.sentiment if read else from_models(description, None, ctx.content).sentiment
     category = policy.category(description, rules)
     priority = policy.priority(description, category, mood, level, rules)
     first_due, resolution_due = policy.due_times(priority, utcnow(), rules)
@@ -204,7 +207,7 @@ def _lead_next(ctx: Context, s: Slots) -> Step:
             return Step(ctx.say(prompt), slot)
     ctx.store.capture_lead(ctx.customer_id, ctx.conversation_id, name=s["name"], phone=s["phone"],
                            interest=s["interest"], keyword=s.get("keyword"))
-    return Step(ctx.say("lead_done", who=s["name"], masked=slots.masked(s["phone"])))
+    return Step(ctx.say("lead_done", who=s["name"], masked=mask_phones(s["phone"])))
 
 
 def _lead_entry(ctx: Context, s: Slots) -> Step:

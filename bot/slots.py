@@ -41,10 +41,6 @@ def mobile(text: str) -> str | None:
     return "".join(found.groups()) if found else None
 
 
-def masked(phone: str) -> str:
-    return f"{phone[:3]}****{phone[-4:]}"
-
-
 @lru_cache(maxsize=16)
 def _formats(formats: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     return tuple(re.compile(pattern, re.IGNORECASE) for pattern in formats)

@@ -118,11 +118,8 @@ def _read_yaml(path: Path) -> Any:
 
 
 def _words(path: Path, where: str, value: Any) -> tuple[str, ...]:
-    # YAML reads 12315 as a number; a word list means text, so numbers are taken as written.
-    words = [str(w).strip() for w in value if isinstance(w, (str, int))] if isinstance(value, list) else []
-    if not words or len(words) != len(value) or not all(words):
-        raise ConfigError(f"{path}: {where} must be a non-empty list of words")
-    return tuple(w.lower() for w in words)
+    """A list of words to match, lower-cased (matching is on normalized text)."""
+    return tuple(word.lower() for word in _texts(path, where, value))
 
 
 def _mapping(path: Path, where: str, value: Any) -> dict:
@@ -147,6 +144,7 @@ def load_replies(path: Path) -> dict[str, str]:
 
 
 def _texts(path: Path, where: str, value: Any, required: bool = True) -> tuple[str, ...]:
+    # YAML reads 12315 as a number; a list of texts means text, so numbers are taken as written.
     if value is None and not required:
         return ()
     if not isinstance(value, list) or not value or not all(isinstance(v, (str, int)) and str(v).strip()

@@ -76,6 +76,15 @@ def test_reply_file_errors_name_file_and_line(tmp_path) -> None:
         load_content(replies_en=broken)
 
 
+def broken_copy(folder: Path, name: str, change: tuple[str, str], count: int = -1) -> Path:
+    """A copy of the shipped ``config/<name>`` with ``change`` (old, new) made in it."""
+    shipped = (Path(config.__file__).parent / name).read_text(encoding="utf-8")
+    assert change[0] in shipped
+    broken = folder / name
+    broken.write_text(shipped.replace(*change, count), encoding="utf-8")
+    return broken
+
+
 @pytest.mark.parametrize("change, message", [
     (("  - id: store_hours\n", "  - id: ''\n"), "faq entry 1 needs a unique 'id'"),
     (("    questions:\n", "    questionz:\n"), r"faq entry 1 \(store_hours\) 'questions'"),
@@ -83,12 +92,8 @@ def test_reply_file_errors_name_file_and_line(tmp_path) -> None:
     (("entries:", "entries: [\n"), r"faq.yaml:\d+"),
 ])
 def test_faq_file_errors_are_named(tmp_path, change, message) -> None:
-    shipped = (Path(config.__file__).parent / "faq.yaml").read_text(encoding="utf-8")
-    assert change[0] in shipped
-    broken = tmp_path / "faq.yaml"
-    broken.write_text(shipped.replace(*change, 1), encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
-        load_content(faq=broken)
+        load_content(faq=broken_copy(tmp_path, "faq.yaml", change, count=1))
 
 
 @pytest.mark.parametrize("change, message", [
@@ -103,12 +108,8 @@ def test_faq_file_errors_are_named(tmp_path, change, message) -> None:
     (("menu:\n", "menu: [\n"), r"bot.yaml:\d+"),
 ])
 def test_bot_rule_errors_are_named(tmp_path, change, message) -> None:
-    shipped = (Path(config.__file__).parent / "bot.yaml").read_text(encoding="utf-8")
-    assert change[0] in shipped
-    broken = tmp_path / "bot.yaml"
-    broken.write_text(shipped.replace(*change), encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
-        load_content(rules=broken)
+        load_content(rules=broken_copy(tmp_path, "bot.yaml", change))
 
 
 def test_cancel_needs_a_command(tmp_path) -> None:
