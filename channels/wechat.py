@@ -147,6 +147,10 @@ class WeChatChannel:
             created = int(data.get("CreateTime") or 0)
         except (TypeError, ValueError):
             raise MalformedMessage("CreateTime is not a number") from None
+        try:
+            sent_at = datetime.fromtimestamp(created, timezone.utc)
+        except (OverflowError, OSError, ValueError):  # before year 1 or after 9999
+            raise MalformedMessage("CreateTime is out of range") from None
         kind, text, attributes = _classify(message, data)
         msg_id = _text(data.get("MsgId") or data.get("MsgID"))
         if msg_id:
@@ -157,9 +161,20 @@ class WeChatChannel:
             dedupe = f"evt:{user}:{created}:{event}:{_text(data.get('EventKey'))}"
         return InboundMessage(
             channel=NAME, account=account, external_user_id=user, dedupe_key=dedupe, kind=kind,
-            sent_at=datetime.fromtimestamp(created, timezone.utc), text=text,
+            sent_at=sent_at, text=text,
             external_message_id=msg_id or None, attributes=attributes, raw=xml,
         )
+
+    def replay_key(self, args: Mapping[str, str]) -> str | None:
+        """In plain mode, the key of this signed push that must not come back with another body.
+
+        WeChat's plain-mode signature covers only the token, timestamp and nonce, not the body:
+        a captured query string would carry any body, for any openid, while its timestamp is in
+        the window. The webhook remembers the body each key came with (``None`` in safe mode,
+        where ``msg_signature`` covers the encrypted body)."""
+        if self.safe_mode:
+            return None
+        return f"{self.name}:{args.get('timestamp', '')}:{args.get('nonce', '')}"
 
     def render_reply(self, inbound: InboundMessage, text: str, args: Mapping[str, str]) -> str:
         """A passive reply to ``inbound`` (encrypted in safe mode); empty text answers ``success``."""

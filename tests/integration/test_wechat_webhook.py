@@ -1,11 +1,15 @@
 """The WeChat webhook through the real Flask app, with requests built as WeChat's server builds them."""
 from __future__ import annotations
 
+import http.client
 import re
+import threading
 import time
+from typing import Iterator
 
 import pytest
 from sqlalchemy import func, select
+from werkzeug.serving import make_server
 
 from channels.wechat_push import WeChatServer, text_xml
 from crm_store.models import ChannelIdentity, Message
@@ -189,6 +193,9 @@ def test_timestamp_outside_window_is_403(client, wechat, runtime) -> None:
     "<xml><MsgType>text</MsgType><Content>no user</Content><MsgId>1</MsgId></xml>",  # no From/To
     "<xml><ToUserName>gh</ToUserName><FromUserName>u</FromUserName><CreateTime>soon</CreateTime>"
     "<MsgType>text</MsgType><Content>x</Content><MsgId>2</MsgId></xml>",  # CreateTime not a number
+    *(f"<xml><ToUserName>gh</ToUserName><FromUserName>u</FromUserName><CreateTime>{t}</CreateTime>"
+      f"<MsgType>text</MsgType><Content>x</Content><MsgId>4</MsgId></xml>"  # CreateTime beyond any date
+      for t in (10**20, -10**20, 253402300800)),
     '<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>'
     "<xml><ToUserName>gh</ToUserName><FromUserName>u</FromUserName><CreateTime>1</CreateTime>"
     "<MsgType>text</MsgType><Content>&lol2;</Content><MsgId>3</MsgId></xml>",  # entity expansion
@@ -208,6 +215,56 @@ def test_body_over_the_limit_is_413(client, wechat, runtime) -> None:
     huge = text_xml(ACCOUNT, OPENID, "长" * 30_000, 42)  # about 90 KiB of UTF-8
     query, body = wechat.push(huge)
     _assert_refused(client.post(f"/webhooks/wechat?{query}", data=body), 413, runtime)
+
+
+@pytest.fixture()
+def live_url(settings, runtime) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The app behind a real HTTP server on loopback (werkzeug's, which reads chunked bodies)."""
+    server = make_server("127.0.0.1", 0, create_app(settings, runtime), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def _post_chunked(address: str, query: str, body: bytes) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection(address, timeout=10)
+    try:
+        connection.request("POST", f"/webhooks/wechat?{query}", body=iter([body[i:i + 4096]
+                                                                           for i in range(0, len(body), 4096)]),
+                           headers={"Content-Type": "text/xml"}, encode_chunked=True)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_chunked_body_over_the_limit_is_413(live_url, wechat, runtime) -> None:
+    query, body = wechat.push(text_xml(ACCOUNT, OPENID, "长" * 30_000, 43))  # about 90 KiB, no Content-Length
+    status, _ = _post_chunked(live_url, query, body)
+    assert status == 413 and count(runtime) == 0
+    query, body = wechat.push(text_xml(ACCOUNT, OPENID, "你好", 44))  # a small chunked body is served
+    status, reply = _post_chunked(live_url, query, body)
+    assert status == 200 and wechat.read_reply(reply)["Content"]
+    assert [m.text for m in inbound_messages(runtime)] == ["你好"]
+
+
+def test_signed_query_reused_with_another_body_is_403(settings, runtime, client, wechat) -> None:
+    query, body = wechat.push(text_xml(ACCOUNT, OPENID, "你好", 51))
+    first = client.post(f"/webhooks/wechat?{query}", data=body)
+    assert first.status_code == 200
+    # WeChat's retry: the same query and body get the same answer, and nothing is stored twice.
+    again = client.post(f"/webhooks/wechat?{query}", data=body)
+    assert again.status_code == 200 and wechat.read_reply(again.data)["Content"] == \
+        wechat.read_reply(first.data)["Content"]
+    # The captured query with another body, for another openid, through another web process.
+    forged = text_xml(ACCOUNT, "oSomeoneElse00000000000000", "帮我绑卡 13912345678", 52)
+    other_process = create_app(settings, Runtime.build(settings)).test_client()
+    refused = other_process.post(f"/webhooks/wechat?{query}", data=forged.encode())
+    assert refused.status_code == 403
+    assert [m.external_id for m in inbound_messages(runtime)] == ["51"]
+    assert count(runtime, ChannelIdentity) == 1
 
 
 def test_redis_down_still_records_and_answers(tmp_path, database_url, redis) -> None:
