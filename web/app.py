@@ -8,6 +8,7 @@ from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from werkzeug.exceptions import HTTPException
 
 from config import Settings
+from web.context import attach_runtime, runtime_of
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     app = Flask(__name__)
     app.session_interface = Sessions()
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes)
-    app.extensions["crmbot"] = runtime or Runtime.build(settings)
-    app.extensions["crmbot"].router  # the models and the FAQ index load now, not on a customer's message
+    attach_runtime(app, runtime or Runtime.build(settings))
+    runtime_of(app).router  # the models and the FAQ index load now, not on a customer's message
 
     from web import health, webhooks
 
@@ -47,7 +48,3 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
         return jsonify(error="Internal Server Error"), 500
 
     return app
-
-
-def runtime_of(app: Flask) -> Runtime:
-    return app.extensions["crmbot"]

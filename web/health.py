@@ -6,7 +6,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from web.app import runtime_of
+from web.context import runtime_of
 
 bp = Blueprint("health", __name__)
 
