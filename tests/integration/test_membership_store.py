@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pytest
@@ -16,6 +16,7 @@ from crm_store import membership, services
 from config.content import LevelRule
 from crm_store.membership import PointsError
 from crm_store.models import ChannelIdentity, Conversation, Customer, Member, Message
+from tests.lock_waits import wait_for_lock_waiter
 
 LEVELS = [LevelRule("普通", 0, ()), LevelRule("银卡", 1000, ()), LevelRule("金卡", 5000, ())]
 
@@ -94,27 +95,36 @@ def test_messages_of_one_customer_are_answered_in_order(runtime) -> None:
     order: list[str] = []
     router = runtime.router
     real_answer = router.answer
+    first_answering, release_first = threading.Event(), threading.Event()
 
-    def slow_answer(msg, *args):  # type: ignore[no-untyped-def]
+    def held_answer(msg, *args):  # type: ignore[no-untyped-def]
         order.append(f"{msg.text}-start")
         if msg.text == "first":
-            time.sleep(0.4)
+            # Parked inside its transaction, the customer's lock held, until the second waits for it.
+            first_answering.set()
+            release_first.wait(10)
         reply = real_answer(msg, *args)
         order.append(f"{msg.text}-end")
         return reply
 
-    router.answer = slow_answer  # type: ignore[method-assign]
+    router.answer = held_answer  # type: ignore[method-assign]
 
     def message(text: str, n: int) -> InboundMessage:
         return InboundMessage("wechat", "gh", "oSameUser", f"msg:{n}", base.TEXT, datetime.now(timezone.utc), text)
 
     receive(message("warm-up", 0), runtime.uow, router)  # the customer exists: no insert race
     order.clear()
-    first = threading.Thread(target=receive, args=(message("first", 1), runtime.uow, router))
-    first.start()
-    time.sleep(0.1)
-    receive(message("second", 2), runtime.uow, router)
-    first.join(timeout=10)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(receive, message("first", 1), runtime.uow, router)
+        try:
+            assert first_answering.wait(10), "the first message never reached the router"
+            second = pool.submit(receive, message("second", 2), runtime.uow, router)
+            wait_for_lock_waiter(runtime.engine)  # the store shows the second waiting for the first
+            assert order == ["first-start"]
+        finally:
+            release_first.set()
+        first.result(timeout=10)
+        second.result(timeout=10)
     assert order == ["first-start", "first-end", "second-start", "second-end"]
 
 
