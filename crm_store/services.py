@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from sqlalchemy import DateTime, String, Table, bindparam, case, func, insert, select, text, update
+from sqlalchemy import DateTime, Insert, String, Table, bindparam, case, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from channels import base
+from config.content import BotContent
 from channels.base import InboundMessage
 from crm_store import models
 from crm_store.models import ChannelIdentity, Conversation, Customer, Message, utcnow
-from crm_store.uow import Prepared, UnitOfWork
+from crm_store.uow import UnitOfWork
 
 # References and report days follow the brand's clock (China Standard Time, no DST).
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -45,27 +46,26 @@ def _insert(uow: UnitOfWork, model: type):  # type: ignore[no-untyped-def]
     return dialect.insert(model)
 
 
-# The hot path's statements: built once on the tables with bound parameters and run as
-# ``Prepared`` statements, each compiled once per process for the store's dialect.
+# The hot path's statements: built once on the tables with bound parameters, so SQLAlchemy
+# compiles each once per dialect (its compiled cache) and psycopg may prepare it on the server.
 _identities, _conversations = ChannelIdentity.__table__, Conversation.__table__
 _messages, _customers, _tickets = Message.__table__, Customer.__table__, models.Ticket.__table__
 
 
-def _insert_returning_id(table: Table, *columns: str) -> Prepared:
+def _insert_returning_id(table: Table, *columns: str) -> Insert:
     """INSERT of exactly ``columns`` (parameters named after them), returning the new id."""
-    return Prepared(insert(table).values({c: bindparam(c) for c in columns}).returning(table.c.id))
+    return insert(table).values({c: bindparam(c) for c in columns}).returning(table.c.id)
 
 
-# OR, not IN: a Prepared statement's SQL is fixed, and an IN list would be rendered per execution.
 _AGENT_OWNED = select(_tickets.c.id).where(
     _tickets.c.conversation_id == _conversations.c.id, _tickets.c.source == "handoff",
-    (_tickets.c.status == models.OPEN) | (_tickets.c.status == models.CLAIMED)).exists()
+    _tickets.c.status.in_((models.OPEN, models.CLAIMED))).exists()
 # The bot's state while it lives; compared in SQL, where both stores order times alike.
 _LIVE_STATE = case((_identities.c.state_expires_at > bindparam("now", type_=DateTime(timezone=True)),
                     _identities.c.state)).label("state")
 _IDENTITY_OF_CONVERSATION = select(_conversations.c.identity_id).where(
     _conversations.c.id == bindparam("conversation_id")).scalar_subquery()
-FIND_IDENTITY = Prepared(
+FIND_IDENTITY = (
     select(_identities.c.id, _identities.c.customer_id, _conversations.c.id.label("conversation_id"),
            _AGENT_OWNED.label("agent_owned"), _LIVE_STATE)
     .select_from(_identities.outerjoin(_conversations, (_conversations.c.identity_id == _identities.c.id)
@@ -78,11 +78,11 @@ INSERT_IDENTITY = _insert_returning_id(_identities, "customer_id", "channel", "a
                                        "subscribed", "created_at")
 INSERT_CONVERSATION = _insert_returning_id(_conversations, "customer_id", "identity_id", "channel", "account",
                                            "status", "opened_at")
-SET_SUBSCRIBED = Prepared(update(_identities).where(_identities.c.id == bindparam("identity_id")).values(
+SET_SUBSCRIBED = update(_identities).where(_identities.c.id == bindparam("identity_id")).values(
     subscribed=bindparam("is_subscribed"),
-    subscribe_scene=func.coalesce(bindparam("scene", type_=String), _identities.c.subscribe_scene)))
-CONVERSATION_CUSTOMER = Prepared(select(_conversations.c.customer_id).where(
-    _conversations.c.id == bindparam("conversation_id")))
+    subscribe_scene=func.coalesce(bindparam("scene", type_=String), _identities.c.subscribe_scene))
+CONVERSATION_CUSTOMER = select(_conversations.c.customer_id).where(
+    _conversations.c.id == bindparam("conversation_id"))
 INSERT_OUTBOUND = _insert_returning_id(_messages, "conversation_id", "customer_id", "direction", "kind", "text",
                                        "attributes", "raw", "reply_to_id", "author", "delivery", "attempts",
                                        "sent_at", "created_at")
@@ -90,27 +90,27 @@ _NEW_MESSAGE_COLUMNS = ("conversation_id", "customer_id", "direction", "kind", "
                         "external_id", "dedupe_key", "author", "attempts", "sent_at", "created_at")
 # Written as SQL because ON CONFLICT is a dialect's own construct in SQLAlchemy; this reads the
 # same on SQLite (3.35+) and PostgreSQL. Typed parameters keep JSON and timestamps stored as elsewhere.
-INSERT_NEW_MESSAGE = Prepared(text(
+INSERT_NEW_MESSAGE = text(
     f"INSERT INTO messages ({', '.join(_NEW_MESSAGE_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in _NEW_MESSAGE_COLUMNS)}) "
     "ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING id"
-).bindparams(*(bindparam(c, type_=_messages.c[c].type) for c in _NEW_MESSAGE_COLUMNS)))
-FIND_MESSAGE = Prepared(select(_messages.c.id, _messages.c.conversation_id, _messages.c.customer_id).where(
-    _messages.c.dedupe_key == bindparam("key")))
-FIND_REPLY = Prepared(select(_messages.c.text).where(_messages.c.reply_to_id == bindparam("message_id"))
-                      .order_by(_messages.c.id).limit(1))
-CONVERSATION_STATE = Prepared(select(_LIVE_STATE).where(_identities.c.id == _IDENTITY_OF_CONVERSATION))
-SAVE_STATE = Prepared(update(_identities).where(_identities.c.id == _IDENTITY_OF_CONVERSATION).values(
-    state=bindparam("state_value"), state_expires_at=bindparam("expires_at")))
+).bindparams(*(bindparam(c, type_=_messages.c[c].type) for c in _NEW_MESSAGE_COLUMNS))
+FIND_MESSAGE = select(_messages.c.id, _messages.c.conversation_id, _messages.c.customer_id).where(
+    _messages.c.dedupe_key == bindparam("key"))
+FIND_REPLY = select(_messages.c.text).where(_messages.c.reply_to_id == bindparam("message_id")).order_by(
+    _messages.c.id).limit(1)
+CONVERSATION_STATE = select(_LIVE_STATE).where(_identities.c.id == _IDENTITY_OF_CONVERSATION)
+SAVE_STATE = update(_identities).where(_identities.c.id == _IDENTITY_OF_CONVERSATION).values(
+    state=bindparam("state_value"), state_expires_at=bindparam("expires_at"))
 
 
 def find_recorded(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound | None:
     """The stored copy of ``msg`` and its passive reply, if this message was seen before."""
-    existing = FIND_MESSAGE.first(uow, {"key": scoped_dedupe_key(msg)})
+    existing = uow.execute(FIND_MESSAGE, {"key": scoped_dedupe_key(msg)}).first()
     if existing is None:
         return None
     message_id, conversation_id, customer_id = existing
-    reply = FIND_REPLY.scalar(uow, {"message_id": message_id})
+    reply = uow.execute(FIND_REPLY, {"message_id": message_id}).scalar()
     return RecordedInbound(message_id, conversation_id, customer_id, True, reply)
 
 
@@ -118,55 +118,55 @@ def record_inbound(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound:
     """Store ``msg`` once: the customer and identity on first contact, the open conversation,
     the message. A retry of a stored message returns the stored one (``duplicate=True``).
 
-    This is the webhook's hot path: one read and one insert for a known customer, as
-    ``Prepared`` statements; the read also tells whether an agent owns the conversation and
-    brings the bot's state. It locks the customer's identity row until the transaction ends (FOR
+    This is the webhook's hot path: one read and one insert for a known customer; the read also
+    tells whether an agent owns the conversation and brings the bot's state. It locks the customer's identity row until the transaction ends (FOR
     UPDATE on PostgreSQL; SQLite's write lock does the same), so two messages of one customer are
     handled one after the other, and the second reads the state the first saved on that row.
     Two first messages of a new customer race on the identity's unique key (``IntegrityError``);
     the caller retries.
     """
     now = utcnow()
-    found = FIND_IDENTITY.first(uow, {"channel": msg.channel, "account": msg.account,
-                                      "external_id": msg.external_user_id, "now": now})
+    found = uow.execute(FIND_IDENTITY, {"channel": msg.channel, "account": msg.account,
+                                        "external_id": msg.external_user_id, "now": now}).first()
     state = None
     if found is None:
-        customer_id = INSERT_CUSTOMER.scalar(uow, {"created_at": now})
-        identity_id = INSERT_IDENTITY.scalar(uow, {
+        customer_id = uow.execute(INSERT_CUSTOMER, {"created_at": now}).scalar()
+        identity_id = uow.execute(INSERT_IDENTITY, {
             "customer_id": customer_id, "channel": msg.channel, "account": msg.account,
-            "external_id": msg.external_user_id, "subscribed": False, "created_at": now})
+            "external_id": msg.external_user_id, "subscribed": False, "created_at": now}).scalar()
         conversation_id, agent_owned = None, False
     else:
         identity_id, customer_id, conversation_id, agent_owned, state = found
     if conversation_id is None:
-        conversation_id = INSERT_CONVERSATION.scalar(uow, {
+        conversation_id = uow.execute(INSERT_CONVERSATION, {
             "customer_id": customer_id, "identity_id": identity_id, "channel": msg.channel, "account": msg.account,
-            "status": "open", "opened_at": now})
-    message_id = INSERT_NEW_MESSAGE.scalar(uow, {
+            "status": "open", "opened_at": now}).scalar()
+    message_id = uow.execute(INSERT_NEW_MESSAGE, {
         "conversation_id": conversation_id, "customer_id": customer_id, "direction": "in", "kind": msg.kind,
         "text": msg.text, "attributes": dict(msg.attributes), "raw": msg.raw, "external_id": msg.external_message_id,
         "dedupe_key": scoped_dedupe_key(msg), "author": "customer", "attempts": 0, "sent_at": msg.sent_at,
-        "created_at": now})
+        "created_at": now}).scalar()
     if message_id is None:  # a retry of a message already stored
         return find_recorded(msg, uow)  # type: ignore[return-value]
     if msg.kind in (base.SUBSCRIBE, base.UNSUBSCRIBE):
-        SET_SUBSCRIBED.rows(uow, {"identity_id": identity_id, "is_subscribed": msg.kind == base.SUBSCRIBE,
-                                  "scene": msg.attributes.get("scene") or None})
+        uow.execute(SET_SUBSCRIBED, {"identity_id": identity_id, "is_subscribed": msg.kind == base.SUBSCRIBE,
+                                     "scene": msg.attributes.get("scene") or None})
     return RecordedInbound(message_id, conversation_id, customer_id, False, agent_owned=bool(agent_owned),
                            state=state or {})
 
 
 def conversation_state(conversation_id: int, uow: UnitOfWork) -> dict[str, Any]:
     """The bot's state of a conversation: empty when there is none or it has expired."""
-    return dict(CONVERSATION_STATE.scalar(uow, {"conversation_id": conversation_id, "now": utcnow()}) or {})
+    state = uow.execute(CONVERSATION_STATE, {"conversation_id": conversation_id, "now": utcnow()}).scalar()
+    return dict(state or {})
 
 
 def save_conversation_state(conversation_id: int, state: Mapping[str, Any], uow: UnitOfWork, ttl: int) -> None:
     """Keep the bot's state of a conversation for ``ttl`` seconds, in the caller's transaction:
     it lands or is undone together with the message that changed it. It is kept on the
     conversation's channel identity (see ``ChannelIdentity.state``)."""
-    SAVE_STATE.rows(uow, {"conversation_id": conversation_id, "state_value": dict(state) or None,
-                          "expires_at": utcnow() + timedelta(seconds=ttl)})
+    uow.execute(SAVE_STATE, {"conversation_id": conversation_id, "state_value": dict(state) or None,
+                             "expires_at": utcnow() + timedelta(seconds=ttl)})
 
 
 def record_outbound(conversation_id: int, text: str, uow: UnitOfWork, *, reply_to: int | None = None,
@@ -176,13 +176,20 @@ def record_outbound(conversation_id: int, text: str, uow: UnitOfWork, *, reply_t
     ``customer_id`` saves a read when the caller knows it."""
     now = utcnow()
     if customer_id is None:
-        customer_id = CONVERSATION_CUSTOMER.scalar(uow, {"conversation_id": conversation_id})
+        customer_id = uow.execute(CONVERSATION_CUSTOMER, {"conversation_id": conversation_id}).scalar()
         if customer_id is None:
             raise LookupError(f"conversation {conversation_id} does not exist")
-    return INSERT_OUTBOUND.scalar(uow, {
+    return uow.execute(INSERT_OUTBOUND, {
         "conversation_id": conversation_id, "customer_id": customer_id, "direction": "out", "kind": base.TEXT,
         "text": text, "attributes": {}, "raw": "", "reply_to_id": reply_to, "author": author, "delivery": delivery,
-        "attempts": 0, "sent_at": now, "created_at": now})
+        "attempts": 0, "sent_at": now, "created_at": now}).scalar()
+
+
+def record_passive_reply(recorded: RecordedInbound, text: str, uow: UnitOfWork) -> int:
+    """Store the reply returned in the webhook's response to ``recorded`` (a platform retry of the
+    message gets it again)."""
+    return record_outbound(recorded.conversation_id, text, uow, reply_to=recorded.message_id,
+                           delivery=models.PASSIVE, customer_id=recorded.customer_id)
 
 
 def next_reference(prefix: str, uow: UnitOfWork, digits: int = 4) -> str:
@@ -233,10 +240,43 @@ def resolve_ticket(ticket_id: int, agent: str, uow: UnitOfWork, *, complaint_lev
     return ticket
 
 
-def record_csat(ticket_id: int, score: int, uow: UnitOfWork, comment: str | None = None) -> models.Ticket:
-    if not 1 <= score <= 5:
-        raise ValueError("a satisfaction score is 1 to 5")
+def reply_to_ticket(ticket_id: int, agent: str, text: str, uow: UnitOfWork) -> int:
+    """An agent's reply to the customer: the agent claims the ticket, its first response time is
+    kept, and the message waits in the outbox (QUEUED); returns its id. The caller commits, then
+    has it sent (``workers.jobs.send_soon``)."""
+    ticket = claim_ticket(ticket_id, agent, uow)
+    if ticket.conversation_id is None:
+        raise LookupError(f"ticket {ticket.reference} has no conversation to reply in")
+    ticket.first_response_at = ticket.first_response_at or utcnow()
+    return record_outbound(ticket.conversation_id, text, uow, author=f"agent:{agent}")
+
+
+# The conversation-state key by which the store tells the bot that a resolved ticket waits for the
+# customer's rating: the bot's next reading of the conversation starts its CSAT flow from it.
+RATING_TICKET = "rating_ticket"
+
+
+def ask_for_rating(ticket: models.Ticket, content: BotContent, uow: UnitOfWork, state_ttl: int) -> int | None:
+    """After a ticket is resolved, the bot takes its conversation back and asks the customer, in
+    their language, for a 1-5 rating. The question waits in the outbox; returns its id (None when
+    the ticket has no conversation). The caller commits, then has it sent."""
+    if ticket.conversation_id is None:
+        return None
+    ticket.csat_asked_at = utcnow()
+    state = conversation_state(ticket.conversation_id, uow)
+    state[RATING_TICKET] = ticket.id
+    save_conversation_state(ticket.conversation_id, state, uow, state_ttl)
+    question = content.say("csat_ask", state.get("lang", "zh"), reference=ticket.reference)
+    return record_outbound(ticket.conversation_id, question, uow)
+
+
+def record_csat(ticket_id: int, score: int | None, uow: UnitOfWork, comment: str | None = None) -> models.Ticket:
+    """The customer's rating (1-5), and any comment; ``score`` None keeps the score given before."""
     ticket = _ticket(ticket_id, uow)
+    if score is None:
+        score = ticket.csat_score
+    if score is None or not 1 <= score <= 5:
+        raise ValueError("a satisfaction score is 1 to 5")
     ticket.csat_score = score
     if comment is not None:
         ticket.csat_comment = comment
@@ -276,6 +316,18 @@ def _ticket(ticket_id: int, uow: UnitOfWork) -> models.Ticket:
     if ticket is None:
         raise LookupError(f"ticket {ticket_id} does not exist")
     return ticket
+
+
+def capture_lead_in_conversation(conversation_id: int, uow: UnitOfWork, *, name: str, phone: str, interest: str,
+                                 keyword: str | None = None) -> tuple[models.Lead, bool]:
+    """``capture_lead`` for the conversation's customer, with the conversation's channel as the
+    lead's source and the QR scene the customer subscribed by as its campaign."""
+    conversation = uow.conversations.get(conversation_id)
+    if conversation is None:
+        raise LookupError(f"conversation {conversation_id} does not exist")
+    identity = uow.identities.get(conversation.identity_id)
+    return capture_lead(conversation.customer_id, uow, name=name, phone=phone, interest=interest,
+                        source_channel=conversation.channel, keyword=keyword, campaign=identity.subscribe_scene)
 
 
 def capture_lead(customer_id: int, uow: UnitOfWork, *, name: str, phone: str, interest: str, source_channel: str,

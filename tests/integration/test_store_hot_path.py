@@ -1,5 +1,5 @@
-"""The webhook's store path: Prepared statements (on SQLite's cursor and PostgreSQL's libpq), the bot's
-state in the store, SQLite's write queue."""
+"""The webhook's store path: its Core statements, PostgreSQL's prepared statements under a pooler's
+reset and a migration, the bot's state in the store, SQLite's write queue."""
 from __future__ import annotations
 
 import sqlite3
@@ -17,7 +17,6 @@ from channels.base import InboundMessage
 from crm_store import services
 from crm_store.db import QueuedWriteConnection
 from crm_store.models import Customer, Message
-from crm_store.uow import Prepared
 
 
 def message(text: str, n: int, user: str = "oHotPath") -> InboundMessage:
@@ -25,7 +24,7 @@ def message(text: str, n: int, user: str = "oHotPath") -> InboundMessage:
                           external_message_id=str(n), attributes={"note": "中文 ]]> \"q\""}, raw="<xml/>")
 
 
-def test_prepared_statements_store_and_read_values_as_sqlalchemy_does(runtime) -> None:
+def test_hot_path_statements_store_and_read_values_as_the_orm_does(runtime) -> None:
     with runtime.uow() as uow:
         recorded = services.record_inbound(message("你好", 1), uow)
         uow.commit()
@@ -40,25 +39,18 @@ def test_prepared_statements_store_and_read_values_as_sqlalchemy_does(runtime) -
     assert again.duplicate and again.message_id == recorded.message_id
 
 
-def test_prepared_errors_are_sqlalchemy_errors_and_roll_back(runtime) -> None:
-    insert_identity = services.INSERT_IDENTITY
+def test_store_errors_are_sqlalchemy_errors_and_roll_back(runtime) -> None:
     now = datetime.now(timezone.utc)
     with runtime.uow() as uow:
-        customer = services.INSERT_CUSTOMER.scalar(uow, {"created_at": now})
+        customer = uow.execute(services.INSERT_CUSTOMER, {"created_at": now}).scalar()
         row = {"customer_id": customer, "channel": "wechat", "account": "gh", "external_id": "oTwin",
                "subscribed": False, "created_at": now}
-        insert_identity.scalar(uow, row)
+        uow.execute(services.INSERT_IDENTITY, row)
         with pytest.raises(IntegrityError):
-            insert_identity.scalar(uow, row)  # the unique (channel, account, external id)
+            uow.execute(services.INSERT_IDENTITY, row)  # the unique (channel, account, external id)
         uow.rollback()
     with runtime.uow() as uow:
         assert uow.session.scalars(select(Customer)).all() == []
-
-
-def test_prepared_refuses_statements_it_cannot_fix_in_advance(runtime) -> None:
-    expanding = Prepared(select(Customer.id).where(Customer.id.in_([1, 2])))
-    with runtime.uow() as uow, pytest.raises(ValueError, match="IN lists"):
-        expanding.rows(uow, {})
 
 
 def test_state_expires_and_rolls_back_with_the_message(runtime) -> None:
@@ -211,27 +203,78 @@ def _backend_pid(uow) -> int:  # type: ignore[no-untyped-def]
     return uow.connection.connection.dbapi_connection.pgconn.backend_pid
 
 
-@on_postgres_only
-def test_postgres_prepares_each_statement_once_per_connection(runtime) -> None:
-    prepared = "SELECT statement FROM pg_prepared_statements WHERE starts_with(name, 'crmbot_') ORDER BY name"
+def _prepared_statements(runtime) -> list[str]:  # type: ignore[no-untyped-def]
+    """The statements prepared on the pooled connection. Committed, not rolled back: psycopg
+    deallocates every statement of a connection on a rollback."""
+    with runtime.engine.begin() as connection:
+        return [sql for (sql,) in connection.exec_driver_sql(
+            "SELECT statement FROM pg_prepared_statements ORDER BY name")]
 
-    def statements(uow) -> list[str]:  # type: ignore[no-untyped-def]
-        return [row[0] for row in uow.connection.exec_driver_sql(prepared)]
 
+def _webhook(runtime, n: int) -> str:  # type: ignore[no-untyped-def]
+    return receive(message("你好", n), runtime.uow, runtime.router)
+
+
+@pytest.fixture()
+def prepared_runtime(tmp_path, postgres_url, redis_url, redis):  # type: ignore[no-untyped-def]
+    """A PostgreSQL runtime whose one pooled connection prepares every statement at its first run."""
+    from tests.conftest import _empty_postgres, make_settings
+    from workers.runtime import Runtime
+
+    _empty_postgres(postgres_url)
+    runtime = Runtime.build(make_settings(tmp_path, postgres_url, redis_url, database_prepare_threshold="0"))
+    yield runtime
+    runtime.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_pooler_reset_drops_prepared_statements_and_the_next_webhook_is_stored(prepared_runtime) -> None:
+    runtime = prepared_runtime
+    assert _webhook(runtime, 1)
+    assert any(sql.startswith("INSERT INTO messages") for sql in _prepared_statements(runtime))
+    with runtime.engine.connect() as connection:  # the pooled connection the webhook used
+        # What a pooler's server reset does: the statements go, behind psycopg's back.
+        connection.connection.dbapi_connection.pgconn.exec_(b"DEALLOCATE ALL")
+    assert _webhook(runtime, 2) and _webhook(runtime, 3)
     with runtime.uow() as uow:
-        services.record_inbound(message("你好", 1), uow)
-        first = statements(uow)
-        services.record_inbound(message("你好", 2), uow)
-        assert statements(uow) == first  # the same statements, not prepared twice
-        pid = _backend_pid(uow)
-        uow.commit()
-    assert any(sql.startswith("INSERT INTO messages") for sql in first)
-    runtime.engine.dispose()  # a new connection has none prepared: they are prepared again
-    with runtime.uow() as uow:
-        assert statements(uow) == []
-        assert not services.record_inbound(message("你好", 3), uow).duplicate
-        assert _backend_pid(uow) != pid
-        assert any(sql.startswith("INSERT INTO messages") for sql in statements(uow))
+        assert [m.external_id for m in uow.session.scalars(
+            select(Message).filter_by(direction="in").order_by(Message.id))] == ["1", "2", "3"]
+
+
+@pytest.mark.postgres
+def test_postgres_migration_changing_a_selected_type_and_the_next_webhook_is_stored(prepared_runtime,
+                                                                                    postgres_url) -> None:
+    runtime = prepared_runtime
+    assert _webhook(runtime, 1)
+    assert any("FROM channel_identities" in sql for sql in _prepared_statements(runtime))
+    migration = create_engine(postgres_url)
+    try:
+        with migration.begin() as connection:  # the identity read's customer_id becomes a bigint
+            connection.exec_driver_sql("ALTER TABLE channel_identities ALTER COLUMN customer_id TYPE bigint")
+        assert _webhook(runtime, 2) and _webhook(runtime, 3)
+        with runtime.uow() as uow:
+            assert [m.external_id for m in uow.session.scalars(
+                select(Message).filter_by(direction="in").order_by(Message.id))] == ["1", "2", "3"]
+    finally:
+        runtime.engine.dispose()
+        with migration.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE channel_identities ALTER COLUMN customer_id TYPE integer")
+        migration.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_behind_a_transaction_pooler_prepares_nothing(tmp_path, postgres_url, redis_url, redis) -> None:
+    from tests.conftest import _empty_postgres, make_settings
+    from workers.runtime import Runtime
+
+    _empty_postgres(postgres_url)
+    runtime = Runtime.build(make_settings(tmp_path, postgres_url, redis_url, database_prepare_threshold="none"))
+    try:
+        for n in range(1, 8):
+            assert _webhook(runtime, n)
+        assert _prepared_statements(runtime) == []
+    finally:
+        runtime.engine.dispose()
 
 
 @on_postgres_only
