@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from redis.exceptions import RedisError
 
 from bot import policy, slots
-from bot.router import ACTION_OF_REQUEST, NEW_SUBJECTS, Context
+from bot.router import ACTION_OF_REQUEST, CSAT_FLOW, NEW_SUBJECTS, Context
 from bot.understanding import asks, from_models
 from channels.base import InboundMessage
 from config.content import normalize_command
 from config.logs import mask_phones
-from crm_store.models import Ticket, utcnow
 from nlp.text import normalize
+
+if TYPE_CHECKING:  # the rows the store's service functions return, named for type hints only
+    from crm_store.models import Ticket
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def _bind_entry(ctx: Context, s: Slots) -> Step:
 
 def _send_code(phone: str, ctx: Context, s: Slots) -> Step:
     try:
-        ctx.codes.issue(ctx.conversation_id, phone)
+        ctx.store.after_commit(ctx.codes.issue(ctx.conversation_id, phone))
     except RedisError:
         return Step(ctx.say("bind_unavailable"))
     s["phone"] = phone
@@ -171,7 +174,7 @@ def open_ticket(ctx: Context, source: str, description: str, order_no: str | Non
     mood = ctx.u.sentiment if read else from_models(description, None, ctx.content).sentiment
     category = policy.category(description, rules)
     priority = policy.priority(description, category, mood, level, rules)
-    first_due, resolution_due = policy.due_times(priority, utcnow(), rules)
+    first_due, resolution_due = policy.due_times(priority, datetime.now(timezone.utc), rules)
     return ctx.store.open_ticket(
         ctx.customer_id, ctx.conversation_id, source=source,
         category=category if source == "complaint" or category in rules.urgent_categories else "handoff",
@@ -243,7 +246,7 @@ LEAD = Flow("lead", _lead_entry, {
 # --- satisfaction (CSAT) after a resolved ticket ---------------------------------------------
 
 def _csat_entry(ctx: Context, s: Slots) -> Step:
-    raise RuntimeError("CSAT starts when a ticket is resolved (start_csat), not from a message")
+    raise RuntimeError("CSAT starts when a ticket is resolved (router.start_csat), not from a message")
 
 
 def _score(text: str) -> int | None:
@@ -265,18 +268,13 @@ def _csat_comment(ctx: Context, s: Slots) -> Step:
     return Step(ctx.say("csat_thanks"))
 
 
-CSAT = Flow("csat", _csat_entry, {
+CSAT = Flow(CSAT_FLOW, _csat_entry, {
     "score": FlowStep("csat_bad", lambda ctx, s: _score(ctx.text) is not None, _csat_score),
     "comment": FlowStep("csat_ask_comment", lambda ctx, s: ctx.u.source != "command", _csat_comment),
 })
 
 FLOWS = {flow.name: flow for flow in (BIND, COMPLAINT, LEAD, CSAT)}
 STARTED_BY = {"member_bind": BIND, "complaint": COMPLAINT, "lead": LEAD}
-
-
-def start_csat(state: dict[str, Any], ticket_id: int, now: float) -> None:
-    """Put the conversation in the CSAT flow; the question itself is sent by the caller."""
-    state["flow"] = {"name": CSAT.name, "step": "score", "slots": {"ticket_id": ticket_id}, "at": now}
 
 
 def start_flow(name: str, msg: InboundMessage, ctx: Context) -> str:

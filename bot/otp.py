@@ -11,7 +11,7 @@ import hmac
 import json
 import logging
 import secrets
-from typing import Protocol
+from typing import Callable, Protocol
 
 from redis import Redis
 
@@ -52,11 +52,13 @@ class OneTimeCodes:
     def _hash(self, phone: str, code: str) -> str:
         return hmac.new(self.secret, f"{phone}:{code}".encode(), hashlib.sha256).hexdigest()
 
-    def issue(self, conversation_id: int, phone: str) -> None:
+    def issue(self, conversation_id: int, phone: str) -> Callable[[], None]:
+        """Keep a new code for ``phone`` (hashed, in Redis) and return its delivery, for the caller
+        to run once its transaction has committed: the sender is an outside service."""
         code = f"{secrets.randbelow(10**6):06d}"
         record = {"phone": phone, "hash": self._hash(phone, code), "left": self.max_attempts}
         self.redis.set(self._key(conversation_id), json.dumps(record), ex=self.ttl)
-        self.sender.send(phone, code)
+        return lambda: self.sender.send(phone, code)
 
     def check(self, conversation_id: int, phone: str, code: str) -> int:
         """-1 when the code is right (and used up); otherwise the tries left (0 = start again)."""

@@ -24,7 +24,7 @@ from bot.understanding import Understanding, command_of, from_models, typed_text
 from channels import base
 from channels.base import InboundMessage
 from config.content import LANGS, BotContent, FaqEntry
-from crm_store.services import RecordedInbound
+from crm_store.services import RATING_TICKET, RecordedInbound
 from nlp.faq import FaqHit, FaqIndex
 from nlp.text import find_terms
 
@@ -60,6 +60,14 @@ class FaqBook:
 
     def _rank(self, text: str, lang: str) -> list[FaqHit]:
         return self.indexes.get(lang, self.indexes["zh"]).rank(text)
+
+
+CSAT_FLOW = "csat"  # the flow that asks a resolved ticket's customer for a rating (bot.flows.CSAT)
+
+
+def start_csat(state: dict[str, Any], ticket_id: int, now: float) -> None:
+    """Put the conversation in the CSAT flow at its score step (the question was sent already)."""
+    state["flow"] = {"name": CSAT_FLOW, "step": "score", "slots": {"ticket_id": ticket_id}, "at": now}
 
 
 @dataclass
@@ -140,6 +148,8 @@ class Router:
         u = understand(msg, self.content, loaded, reading)
         ctx = Context(conversation_id, recorded.customer_id, self.content, store, self.codes, self, u, dict(loaded),
                       self.clock())
+        if (rated := ctx.state.pop(RATING_TICKET, None)) is not None:  # an agent resolved a ticket
+            start_csat(ctx.state, rated, ctx.now)
         notice = self._expire_flow(ctx)
         ctx.state.pop("choices", None)  # options offered are good for one message
         if u.lang == "zh":  # the conversation's language is kept only when it is not the default

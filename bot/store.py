@@ -7,13 +7,15 @@ together. Unit tests give the router a fake (``tests/fakes/bot_store.FakeUnitOfW
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 from config.content import LevelRule
 from crm_store import membership, services
 from crm_store.membership import Standing
-from crm_store.models import Lead, Member, PointsEntry, Ticket
 from crm_store.uow import UnitOfWork
+
+if TYPE_CHECKING:  # the rows the store's service functions return, named for type hints only
+    from crm_store.models import Lead, Member, PointsEntry, Ticket
 
 
 class BotStore(Protocol):
@@ -47,6 +49,9 @@ class BotStore(Protocol):
                      keyword: str | None) -> Lead: ...
 
     def save_state(self, conversation_id: int, state: Mapping[str, Any], ttl: int) -> None: ...
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` (a call to an outside service) once the message's transaction has landed."""
 
 
 class UnitOfWorkStore:
@@ -86,17 +91,15 @@ class UnitOfWorkStore:
         return services.waiting_handoff(conversation_id, self.uow)
 
     def record_csat(self, ticket_id: int, score: int | None, comment: str | None = None) -> Ticket:
-        if score is None:  # a comment after the score: keep the score given
-            score = self.uow.session.get(Ticket, ticket_id).csat_score
         return services.record_csat(ticket_id, score, self.uow, comment=comment)
 
     def capture_lead(self, customer_id: int, conversation_id: int, *, name: str, phone: str, interest: str,
                      keyword: str | None) -> Lead:
-        conversation = self.uow.conversations.get(conversation_id)
-        identity = self.uow.identities.get(conversation.identity_id)
-        return services.capture_lead(customer_id, self.uow, name=name, phone=phone, interest=interest,
-                                     source_channel=conversation.channel, keyword=keyword,
-                                     campaign=identity.subscribe_scene)[0]
+        return services.capture_lead_in_conversation(conversation_id, self.uow, name=name, phone=phone,
+                                                     interest=interest, keyword=keyword)[0]
 
     def save_state(self, conversation_id: int, state: Mapping[str, Any], ttl: int) -> None:
         services.save_conversation_state(conversation_id, state, self.uow, ttl)
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self.uow.after_commit(action)

@@ -56,7 +56,8 @@ class InboundMessage:
 
 @dataclass(frozen=True)
 class OutboundMessage:
-    """A message to one customer on one channel; ``idempotency_key`` guards re-sends."""
+    """A message to one customer on one channel; ``idempotency_key`` names the one logical send
+    across its tries (passed to platforms that take one, logged by those that do not)."""
 
     channel: str
     account: str
@@ -83,6 +84,11 @@ class SendFailed(ChannelError):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class SendOutcomeUnknown(SendFailed):
+    """The request may have reached the platform, but no answer came back (a read timeout, a
+    dropped connection, a gateway's 5xx): the customer may have the message. Never resent blindly."""
 
 
 class RecipientUnreachable(SendFailed):

@@ -16,8 +16,10 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 from xml.parsers.expat import ExpatError
 
+import requests
 import xmltodict
 from redis import Redis
+from urllib3.exceptions import ConnectTimeoutError
 from wechatpy import WeChatClient, parse_message
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.exceptions import WeChatClientException
@@ -259,16 +261,22 @@ class WeChatSender:
                                    timeout=timeout, auto_retry=False)
 
     def send(self, message: OutboundMessage) -> None:
-        """Send one text; refresh the token once on 40001/42001; raise a ``SendFailed`` kind."""
+        """Send one text; refresh the token once on 40001/42001; raise a ``SendFailed`` kind.
+
+        ``SendOutcomeUnknown`` when the request may have reached WeChat but no answer came back.
+        WeChat's API takes no idempotency key, so ``message.idempotency_key`` is only logged: the
+        outbox's lease is what keeps a message from being sent twice."""
+        self._token()
         for attempt in (1, 2):
             try:
                 self.client.message.send_text(message.external_user_id, message.text)
+                log.info("wechat message %s sent", message.idempotency_key)
                 return
             except WeChatClientException as exc:
                 code = exc.errcode
                 if code in TOKEN_INVALID_CODES and attempt == 1:
                     log.info("wechat access token rejected (%s), fetching a new one", code)
-                    self.client.fetch_access_token()
+                    self._token(refresh=True)
                     continue
                 if code == WINDOW_CLOSED:
                     raise base.RecipientUnreachable(
@@ -277,6 +285,34 @@ class WeChatSender:
                 if code == QUOTA_EXCEEDED:
                     raise base.QuotaExceeded(
                         "cannot reach the customer: customer-service message quota used up (45047)", code) from None
-                raise base.SendFailed(f"wechat refused the message: {code} {exc.errmsg}", code) from None
-            except OSError as exc:  # requests' connection errors derive from OSError
-                raise base.SendFailed(f"wechat API unreachable: {exc.__class__.__name__}") from None
+                status = exc.response.status_code if code is None and exc.response is not None else 0
+                if status >= 500:  # a gateway's error may hide a message WeChat took
+                    raise base.SendOutcomeUnknown(f"wechat answered HTTP {status}: the message may have "
+                                                  "reached the customer") from None
+                raise base.SendFailed(f"wechat refused the message: {code or status} {exc.errmsg or ''}",
+                                      code) from None
+            except requests.RequestException as exc:
+                if _never_connected(exc):
+                    raise base.SendFailed(f"wechat API unreachable: {exc.__class__.__name__}") from None
+                raise base.SendOutcomeUnknown(f"no answer from the wechat API ({exc.__class__.__name__}): "
+                                              "the message may have reached the customer") from None
+
+    def _token(self, refresh: bool = False) -> None:
+        """The shared access token, fetched when missing, expired or rejected. Nothing of the
+        message is sent yet, so any failure here is a plain ``SendFailed``, worth retrying."""
+        try:
+            if refresh:
+                self.client.fetch_access_token()
+            else:
+                self.client.access_token  # wechatpy fetches it when the shared one is missing or expired
+        except WeChatClientException as exc:
+            raise base.SendFailed(f"wechat refused the access token request: {exc.errcode} {exc.errmsg}",
+                                  exc.errcode) from None
+        except requests.RequestException as exc:
+            raise base.SendFailed(f"wechat API unreachable: {exc.__class__.__name__}") from None
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """Whether the request failed before a connection was made, so WeChat cannot have it."""
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(exc, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError)

@@ -64,9 +64,13 @@ class Conversation(Base):
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-# Outbound delivery states. PASSIVE: returned in the webhook response; QUEUED -> SENT through the
-# platform's send API, or FAILED / UNREACHABLE (48-hour window closed, quota) shown to the agent.
-PASSIVE, QUEUED, SENT, FAILED, UNREACHABLE = "passive", "queued", "sent", "failed", "unreachable"
+# Outbound delivery states. PASSIVE: returned in the webhook response. QUEUED: waits for the send
+# job (until ``next_attempt_at`` after a failed try); SENDING: claimed by one worker until its
+# lease expires; then SENT, or, shown to the agent: FAILED (gave up after retries), UNREACHABLE
+# (WeChat 45015: the 48-hour window has closed), QUOTA_EXCEEDED (45047), UNKNOWN (the platform
+# may or may not have it: never sent again blindly).
+PASSIVE, QUEUED, SENDING, SENT = "passive", "queued", "sending", "sent"
+FAILED, UNREACHABLE, QUOTA_EXCEEDED, UNKNOWN = "failed", "unreachable", "quota_exceeded", "unknown"
 
 
 class Message(Base):
@@ -79,6 +83,8 @@ class Message(Base):
         # the inbound message and its passive reply, which is most of what is written, skip them.
         Index("ix_messages_queued", "id", sqlite_where=text("delivery = 'queued'"),
               postgresql_where=text("delivery = 'queued'")),
+        Index("ix_messages_sending", "id", sqlite_where=text("delivery = 'sending'"),
+              postgresql_where=text("delivery = 'sending'")),
         Index("ix_messages_reply_to_id", "reply_to_id", sqlite_where=text("reply_to_id IS NOT NULL"),
               postgresql_where=text("reply_to_id IS NOT NULL")),
         # Only inbound messages carry a platform dedupe key; outbound rows stay out of the index.
@@ -105,6 +111,8 @@ class Message(Base):
     delivery: Mapped[str | None] = mapped_column(String(16))
     delivery_error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # a retry's backoff
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # while SENDING
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

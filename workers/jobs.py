@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import logging
 
+from datetime import datetime
+
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue, Retry
+from rq import Queue
 
-from channels.base import OutboundMessage, QuotaExceeded, RecipientUnreachable, SendFailed
-from crm_store import models, services
+from channels.base import QuotaExceeded, RecipientUnreachable, SendFailed, SendOutcomeUnknown
+from crm_store import models, outbox, services
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 RUNTIME: Runtime | None = None
 QUEUE = "default"
-MAX_SEND_ATTEMPTS = 5
-SEND_RETRY = Retry(max=MAX_SEND_ATTEMPTS - 1, interval=[5, 30, 120, 600])
 
 
 def runtime() -> Runtime:
@@ -29,10 +29,14 @@ def runtime() -> Runtime:
     return RUNTIME
 
 
-def enqueue_send(redis: Redis, message_id: int) -> None:
-    """Queue the send of a stored outbound message (the row itself is the durable outbox)."""
-    Queue(QUEUE, connection=redis).enqueue(send_outbound, message_id, retry=SEND_RETRY, job_timeout=60,
-                                           job_id=f"send-outbound-{message_id}")
+def enqueue_send(redis: Redis, message_id: int, at: datetime | None = None) -> None:
+    """Queue the send of a stored outbound message (the row itself is the durable outbox), now or
+    at ``at`` (rq's scheduler, which runs in every worker)."""
+    queue = Queue(QUEUE, connection=redis)
+    if at is None:
+        queue.enqueue(send_outbound, message_id, job_timeout=60)
+    else:
+        queue.enqueue_at(at, send_outbound, message_id, job_timeout=60)
 
 
 def queue_reply(rt: Runtime, conversation_id: int, text: str, author: str = "bot") -> int:
@@ -44,53 +48,50 @@ def queue_reply(rt: Runtime, conversation_id: int, text: str, author: str = "bot
     with rt.uow() as uow:
         message_id = services.record_outbound(conversation_id, text, uow, author=author)
         uow.commit()
-    try:
-        enqueue_send(rt.redis, message_id)
-    except RedisError as exc:
-        log.warning("message %s: queued in the store only, Redis unavailable (%s)", message_id, exc)
+    send_soon(rt, message_id)
     return message_id
 
 
-def send_outbound(message_id: int) -> str:
-    """Send a queued outbound message through its channel and record the outcome.
+def send_soon(rt: Runtime, message_id: int, at: datetime | None = None) -> None:
+    """Queue the send of a committed outbox message; if Redis is down, it stays in the outbox, and
+    ``drain_outbox`` queues it once Redis is back."""
+    try:
+        enqueue_send(rt.redis, message_id, at)
+    except RedisError as exc:
+        log.warning("message %s: left in the outbox for the drain, Redis unavailable (%s)", message_id, exc)
 
-    Idempotent: a message already sent (or given up on) is not sent again; a Redis lock keeps
-    two workers from sending the same message at once.
+
+def send_outbound(message_id: int) -> str:
+    """Send a queued outbound message through its channel; returns the state it is left in.
+
+    Claim (commit), call the platform, record the outcome (a new transaction): no transaction
+    or lock is held while the platform answers. A job for a message that is not due (sent,
+    claimed by another worker, waiting out its backoff) does nothing: running twice is safe.
     """
     rt = runtime()
     rt.after_fork()
-    lock = rt.redis.lock(f"crmbot:lock:send:{message_id}", timeout=120, blocking=False)
-    if not lock.acquire():
-        return "locked"
+    with rt.uow() as uow:
+        claim = outbox.claim_send(message_id, uow)
+        uow.commit()
+    if claim is None:
+        return "skipped"
+    state, error = models.SENT, None
     try:
-        with rt.uow() as uow:
-            message = uow.messages.get(message_id)
-            if message is None or message.delivery != models.QUEUED:
-                return "skipped"
-            conversation = uow.conversations.get(message.conversation_id)
-            identity = uow.identities.get(conversation.identity_id)
-            outbound = OutboundMessage(conversation.channel, conversation.account, identity.external_id,
-                                       message.text, idempotency_key=f"message-{message.id}")
-            message.attempts += 1
-            try:
-                sender_for(rt, outbound.channel).send(outbound)
-            except (RecipientUnreachable, QuotaExceeded) as exc:
-                message.delivery, message.delivery_error = models.UNREACHABLE, str(exc)
-            except SendFailed as exc:
-                message.delivery_error = str(exc)
-                if message.attempts >= MAX_SEND_ATTEMPTS:
-                    message.delivery = models.FAILED
-                uow.commit()
-                if message.delivery == models.FAILED:
-                    return message.delivery
-                raise  # rq retries on the SEND_RETRY schedule
-            else:
-                message.delivery, message.delivery_error = models.SENT, None
-            uow.commit()
-            log.info("message %s: %s", message_id, message.delivery)
-            return message.delivery
-    finally:
-        lock.release()
+        sender_for(rt, claim.outbound.channel).send(claim.outbound)
+    except SendFailed as exc:
+        state, error = _STATES.get(type(exc), outbox.RETRY), str(exc)
+    with rt.uow() as uow:
+        outcome = outbox.record_send(claim, state, uow, error)
+        uow.commit()
+    log.info("message %s, try %d: %s", message_id, claim.attempt, outcome.state)
+    if outcome.retry_at is not None:
+        send_soon(rt, message_id, outcome.retry_at)
+    return outcome.state
+
+
+# The platform's answer -> the state a message is left in; any other SendFailed is worth a retry.
+_STATES: dict[type, str] = {RecipientUnreachable: models.UNREACHABLE, QuotaExceeded: models.QUOTA_EXCEEDED,
+                            SendOutcomeUnknown: models.UNKNOWN}
 
 
 def sender_for(rt: Runtime, channel: str):  # type: ignore[no-untyped-def]
@@ -101,11 +102,16 @@ def sender_for(rt: Runtime, channel: str):  # type: ignore[no-untyped-def]
 
 
 def drain_outbox() -> int:
-    """Re-queue every outbound message still waiting (for example, queued while Redis was down)."""
+    """Every minute: claims whose lease ran out become UNKNOWN, and every send that is due (queued
+    while Redis was down, or its retry's time has come) is queued again. Returns how many."""
     rt = runtime()
     rt.after_fork()
     with rt.uow() as uow:
-        waiting = [m.id for m in uow.messages.queued(limit=500)]
-    for message_id in waiting:
+        expired = outbox.expire_leases(uow)
+        due = outbox.due_sends(uow)
+        uow.commit()
+    if expired:
+        log.warning("messages %s: not confirmed in time, marked unknown", expired)
+    for message_id in due:
         enqueue_send(rt.redis, message_id)
-    return len(waiting)
+    return len(due)

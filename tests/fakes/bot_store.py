@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from datetime import datetime, timezone
 from types import SimpleNamespace
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from config.content import LevelRule
 from crm_store.membership import Standing
@@ -21,6 +21,7 @@ class FakeUnitOfWork:
         self.tickets: list[SimpleNamespace] = []
         self.leads: list[SimpleNamespace] = []
         self.states: dict[int, dict[str, Any]] = {}
+        self.after_commit_actions: list[Callable[[], None]] = []
         self._ids = itertools.count(1)
 
     # -- membership
@@ -106,6 +107,15 @@ class FakeUnitOfWork:
     # -- the bot's state
     def save_state(self, conversation_id: int, state: Mapping[str, Any], ttl: int) -> None:
         self.states[conversation_id] = dict(state)
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self.after_commit_actions.append(action)
+
+    def commit(self) -> None:
+        """What the real unit of work's commit does after the transaction: run the outside calls."""
+        actions, self.after_commit_actions = self.after_commit_actions, []
+        for action in actions:
+            action()
 
     def state(self, conversation_id: int) -> Mapping[str, Any]:
         return self.states.get(conversation_id, {})

@@ -12,7 +12,9 @@ exercised end to end without network access.
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -36,6 +38,10 @@ class FakeWeChatAPI:
         self._expired_tokens: set[str] = set()
         self._token_counter = 0
         self._send_failures: deque[tuple[int, str]] = deque()
+        self.send_delay = 0.0  # seconds custom/send takes to answer
+        self.drop_sends = 0  # how many custom/send requests to take, then hang up without an answer
+        self.send_started = threading.Event()  # set when a custom/send request arrives
+        self.in_flight = 0  # custom/send requests being answered now
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -92,6 +98,25 @@ class FakeWeChatAPI:
                 self._send_failures.append((int(errcode), errmsg))
 
     # ------------------------------------------------------------------ handlers
+    def _slow_send(self, path: str) -> bool:
+        """Wait out ``send_delay`` on a custom/send (no lock held); True to take the message and then
+        hang up without an answer."""
+        if path != CUSTOM_SEND_PATH:
+            return False
+        self.send_started.set()
+        with self._lock:
+            self.in_flight += 1
+        try:
+            time.sleep(self.send_delay)  # the platform's own slowness, not a test's wait
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+        with self._lock:
+            if self.drop_sends > 0:
+                self.drop_sends -= 1
+                return True
+        return False
+
     def _handle(self, method: str, raw_path: str, body: bytes) -> tuple[int, dict]:
         parts = urlsplit(raw_path)
         path = parts.path
@@ -154,7 +179,12 @@ def _make_handler(fake: FakeWeChatAPI) -> type[BaseHTTPRequestHandler]:
         def _dispatch(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length > 0 else b""
+            hang_up = method == "POST" and fake._slow_send(urlsplit(self.path).path)
             status, payload = fake._handle(method, self.path, body)
+            if hang_up:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             out = json.dumps(payload, ensure_ascii=False).encode("utf-8")
             self.send_response(status)
             self.send_header("Content-Type", "application/json; encoding=utf-8")

@@ -7,14 +7,14 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 
 from bot.otp import MemoryCodeSender
 from channels.wechat_push import WeChatServer, event_xml, text_xml
 from crm_store import membership, models, services
 from crm_store.models import ChannelIdentity, CustomerMerge, Lead, Member, Message, Ticket
 from tests.conftest import ACCOUNT, APP_ID, TOKEN, fixture_xml
-from workers import actions
+from workers import jobs
 
 _msg_ids = itertools.count(10_000)
 PHONE = "13812345678"
@@ -70,6 +70,29 @@ def bind(user: WeChatUser, codes: MemoryCodeSender, phone: str = PHONE) -> str:
     assert "手机号" in user.says("绑卡")
     assert "验证码已发送至 138****5678" in user.says(phone) or phone != PHONE
     return user.says(codes.codes[phone])
+
+
+def test_the_code_is_sent_after_the_message_has_landed(client, runtime, database_url) -> None:
+    """The one-time-code sender is an outside service: it runs once the webhook's transaction has
+    committed. Seen from another connection, the customer's message is already stored."""
+    observer = create_engine(database_url)
+    stored_when_sent: list[int] = []
+
+    class ObservingSender(MemoryCodeSender):
+        def send(self, phone: str, code: str) -> None:
+            with observer.connect() as connection:
+                stored_when_sent.append(connection.scalar(
+                    select(func.count()).select_from(Message).where(Message.text == phone)))
+            super().send(phone, code)
+
+    runtime.router.codes.sender = sender = ObservingSender()
+    try:
+        user = WeChatUser(client, "oObserved00000000000000001")
+        user.says("绑卡")
+        assert "138****5678" in user.says(PHONE)
+        assert stored_when_sent == [1] and PHONE in sender.codes
+    finally:
+        observer.dispose()
 
 
 def test_bind_then_balance_history_and_level(user, codes, runtime) -> None:
@@ -266,8 +289,15 @@ def test_handoff_bot_silent_then_resolve_and_csat(user, runtime) -> None:
     [ticket] = rows(runtime, Ticket)
     assert ticket.source == "handoff" and ticket.status == models.OPEN and ticket.reference in queued
     assert user.says("积分") == ""  # the agent answers, not the bot
-    actions.agent_reply(runtime, ticket.id, "agent-7", "您好，我是客服小王")
-    actions.resolve(runtime, ticket.id, "agent-7", complaint_level="minor", compensation="20元券")
+    with runtime.uow() as uow:  # what the console and the API do
+        replied = services.reply_to_ticket(ticket.id, "agent-7", "您好，我是客服小王", uow)
+        uow.commit()
+    jobs.send_soon(runtime, replied)
+    with runtime.uow() as uow:
+        resolved = services.resolve_ticket(ticket.id, "agent-7", uow, complaint_level="minor", compensation="20元券")
+        asked = services.ask_for_rating(resolved, runtime.content, uow, runtime.settings.conversation_ttl)
+        uow.commit()
+    jobs.send_soon(runtime, asked)
     outbound = [m for m in rows(runtime, Message, direction="out") if m.delivery == models.QUEUED]
     assert [m.author for m in outbound] == ["agent:agent-7", "bot"]
     assert ticket.reference in outbound[1].text and "1-5" in outbound[1].text

@@ -41,7 +41,9 @@ class Chat:
                              attributes=attributes)
         recorded = RecordedInbound(1, 1, 1, False, agent_owned=self.store.waiting_handoff(1) is not None,
                                    state=self.store.state(1))
-        return self.router.answer(msg, recorded, self.store)
+        reply = self.router.answer(msg, recorded, self.store)
+        self.store.commit()
+        return reply
 
     def says(self, text: str) -> str:
         return self._send(base.TEXT, text)
@@ -359,7 +361,7 @@ def test_a_human_in_every_step(step: str) -> None:
 
 
 def test_csat_steps_take_a_score_then_a_comment_and_a_command_leaves() -> None:
-    from bot.flows import start_csat
+    from bot.router import start_csat
     chat = Chat()
     ticket = chat.store.open_ticket(1, 1, source="handoff", category="handoff", priority="P3",
                                     first_response_due=None, resolution_due=None, description="", order_no=None)
