@@ -35,10 +35,14 @@ def wait_for_lock_waiter(engine: Engine, timeout: float = 10.0) -> None:
         finally:
             probe.dispose()
     else:
-        if not _PROC_LOCKS.exists():
-            pytest.skip("seeing a writer wait for SQLite's write lock needs /proc/locks (Linux)")
-        lock_file = Path(f"{engine.url.database}.writelock")
-        _poll(lambda: lock_file.exists() and _flock_has_waiter(lock_file), timeout)
+        wait_for_flock_waiter(Path(f"{engine.url.database}.writelock"), timeout)
+
+
+def wait_for_flock_waiter(lock_file: Path, timeout: float = 10.0) -> None:
+    """Return once a process or thread waits for the flock on ``lock_file``; fail after ``timeout``."""
+    if not _PROC_LOCKS.exists():
+        pytest.skip("seeing a writer wait for SQLite's write lock needs /proc/locks (Linux)")
+    _poll(lambda: lock_file.exists() and _flock_has_waiter(lock_file), timeout)
 
 
 def _poll(condition: Callable[[], bool], timeout: float) -> None:

@@ -5,6 +5,7 @@ import logging
 
 from flask import Flask, Request, jsonify
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from config import Settings
@@ -40,6 +41,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         return jsonify(error=exc.name, detail=exc.description), exc.code
+
+    @app.errorhandler(OperationalError)
+    def store_unavailable(exc: OperationalError):  # type: ignore[no-untyped-def]
+        # The store is down, unreachable or locked for too long: nothing was stored, try again.
+        log.error("store unavailable: %s", str(exc.orig).strip() or exc.__class__.__name__)
+        return jsonify(error="Service Unavailable", detail="the store is unavailable; try again"), 503, \
+            {"Retry-After": "5"}
 
     @app.errorhandler(Exception)
     def server_error(exc: Exception):  # type: ignore[no-untyped-def]

@@ -6,7 +6,6 @@ settings instead of building them again.
 from __future__ import annotations
 
 import logging
-
 from datetime import datetime
 
 from redis import Redis

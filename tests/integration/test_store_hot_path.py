@@ -6,6 +6,7 @@ import sqlite3
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select, text
@@ -17,6 +18,7 @@ from channels.base import InboundMessage
 from crm_store import services
 from crm_store.db import QueuedWriteConnection
 from crm_store.models import Customer, Message
+from tests.lock_waits import wait_for_flock_waiter, wait_for_lock_waiter
 
 
 def message(text: str, n: int, user: str = "oHotPath") -> InboundMessage:
@@ -91,7 +93,7 @@ def test_a_message_that_waited_for_the_customer_reads_the_state_left_by_the_firs
     with runtime.uow() as uow:
         recorded = services.record_inbound(message("first", 1), uow)
         first_holds_lock.set()
-        time.sleep(0.3)  # the second message is now waiting for the identity
+        wait_for_lock_waiter(runtime.engine)  # the second message is now waiting for the identity
         assert seen == []
         services.save_conversation_state(recorded.conversation_id, {"flow": {"name": "lead"}}, uow, ttl=60)
         uow.commit()
@@ -135,7 +137,7 @@ def test_sqlite_writers_queue_on_the_file_lock(tmp_path) -> None:
     first.execute("INSERT INTO t VALUES (1)")
     thread = threading.Thread(target=later_writer)
     thread.start()
-    time.sleep(0.3)
+    wait_for_flock_waiter(Path(f"{path}.writelock"))  # the second writer now queues on the lock
     order.append("first")
     first.commit()
     thread.join(5)

@@ -280,6 +280,19 @@ def test_redis_down_still_records_and_answers(tmp_path, database_url, redis) -> 
     runtime.engine.dispose()
 
 
+def test_store_down_is_503_and_stores_nothing(tmp_path, redis_url, redis) -> None:
+    """PostgreSQL unreachable (nothing listens on the port): a clear 503 to retry, not a 500."""
+    settings = make_settings(tmp_path, "postgresql+psycopg://crmbot@127.0.0.1:1/crmbot", redis_url)
+    runtime = Runtime.build(settings)
+    client = create_app(settings, runtime).test_client()
+    response = post(client, WeChatServer(TOKEN, APP_ID), fixture_xml("text"))
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert "store" in response.json["detail"] and b"Traceback" not in response.data
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json["checks"]["store"].startswith("error")
+    runtime.engine.dispose()
+
+
 def test_health_and_readiness(client) -> None:
     assert client.get("/healthz").json == {"status": "ok"}
     ready = client.get("/readyz")
