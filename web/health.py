@@ -23,7 +23,9 @@ def readyz():  # type: ignore[no-untyped-def]
     rt = runtime_of(current_app)
     checks = {}
     try:
-        with rt.engine.connect() as connection:
+        # Committed, not rolled back: on a rollback psycopg deallocates the connection's prepared
+        # statements, and a probe every few seconds would keep the webhook's from sticking.
+        with rt.engine.begin() as connection:
             connection.execute(text("SELECT 1"))
         checks["store"] = "ok"
     except SQLAlchemyError as exc:

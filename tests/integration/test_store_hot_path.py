@@ -320,3 +320,16 @@ def test_postgres_error_at_commit_is_sqlalchemys_and_keeps_nothing(runtime) -> N
     with runtime.uow() as uow:
         assert uow.session.scalars(select(Message)).all() == []
         assert not services.record_inbound(message("kept out", 1), uow).duplicate
+
+
+@pytest.mark.postgres
+def test_postgres_readiness_probe_keeps_the_prepared_statements(prepared_runtime) -> None:
+    """A load balancer's /readyz every few seconds must not make psycopg drop the webhook's
+    statements (it deallocates them all on a rollback)."""
+    from web.app import create_app
+
+    runtime = prepared_runtime
+    client = create_app(runtime.settings, runtime).test_client()
+    assert _webhook(runtime, 1)
+    assert client.get("/readyz").status_code == 200
+    assert any(sql.startswith("INSERT INTO messages") for sql in _prepared_statements(runtime))
