@@ -21,7 +21,7 @@ from tests.conftest import APP_ID, TOKEN, fixture_xml, make_settings
 from tests.fakes.wechat_api import FakeWeChatAPI
 from web.app import create_app
 from workers import jobs
-from workers.runtime import Runtime
+from workers.runtime import EmbeddedRedis, Runtime
 
 OPENID = "oUser0000000000000000000001"
 SECRET = "testsecret"
@@ -258,3 +258,49 @@ def test_reply_queued_while_redis_is_down_is_drained_later(send_runtime, fake_ap
     run_worker(send_runtime, fake_api)
     assert delivery(send_runtime, message_id)[0] == models.SENT
     down.engine.dispose()
+
+
+def _sent_texts(fake_api: FakeWeChatAPI) -> list[str]:
+    return [m["text"]["content"] for m in fake_api.sent]
+
+
+def _until(condition, seconds: float = 60) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_a_worker_outlives_a_redis_server_that_dies_and_drains_what_waited(tmp_path, database_url, fake_api) -> None:
+    """Redis (its own server here) is killed under a running `crmbot worker`, and comes back at
+    the same address: the same worker process sends again, including what waited in the outbox."""
+    redis_server = EmbeddedRedis(tmp_path / "redis-var").start()
+    settings = make_settings(tmp_path, database_url, redis_server.url, wechat_api_base=fake_api.base_url,
+                             wechat_app_secret=SECRET)
+    rt = Runtime.build(settings)
+    client = create_app(settings, rt).test_client()
+    query, body = WeChatServer(TOKEN, APP_ID).push(fixture_xml("text"))
+    assert client.post(f"/webhooks/wechat?{query}", data=body).status_code == 200
+    worker = subprocess.Popen([sys.executable, "-m", "web.cli", "worker"], env=worker_env(rt, fake_api),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        jobs.queue_reply(rt, conversation_id(rt), "第一条")
+        assert _until(lambda: _sent_texts(fake_api) == ["第一条"])
+        redis_server.process.kill()  # kill -9
+        redis_server.process.wait(10)
+        waited = jobs.queue_reply(rt, conversation_id(rt), "Redis 不在时排队")  # only the store has it
+        assert delivery(rt, waited)[0] == models.QUEUED
+        redis_server.start()  # back, empty, at the same address
+        jobs.RUNTIME = rt
+        assert jobs.drain_outbox() == 1  # what the scheduler does every minute
+        jobs.queue_reply(rt, conversation_id(rt), "第三条")
+        assert _until(lambda: sorted(_sent_texts(fake_api)) == sorted(["第一条", "Redis 不在时排队", "第三条"])), \
+            _sent_texts(fake_api)
+        assert worker.poll() is None, "the worker exited when Redis went away"
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        redis_server.stop()
+        rt.engine.dispose()
