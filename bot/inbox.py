@@ -20,7 +20,8 @@ def receive(msg: InboundMessage, new_uow: Callable[[], UnitOfWork], router: Rout
 
     The inbound row and its reply commit together, so a platform retry finds either both (and
     gets the same reply back) or neither. A retry racing the first attempt loses on the unique
-    dedupe key, rolls back, and answers from what the first attempt stored.
+    dedupe key, rolls back, and answers from what the first attempt stored. A signed request
+    reused with another payload raises ``ReplayedPush``, with nothing stored.
     """
     route = True
     # The models read the message before the transaction: on SQLite the transaction holds the

@@ -36,6 +36,8 @@ class InboundMessage:
     ``dedupe_key`` is unique per channel account: a platform retry of the same message has the
     same key. ``attributes`` holds the kind-specific fields (media id, coordinates, menu key,
     QR scene ...); ``raw`` is the payload exactly as received (decrypted in safe mode).
+    ``push_key`` names the signed request that carried it when the signature does not cover the
+    body (WeChat's plain mode): that request may only ever carry this very payload.
     """
 
     channel: str
@@ -48,6 +50,7 @@ class InboundMessage:
     external_message_id: str | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict)
     raw: str = ""
+    push_key: str | None = None
 
     @property
     def is_event(self) -> bool:

@@ -7,6 +7,7 @@ and staging can point the real client at a local fake server.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -109,7 +110,13 @@ class WeChatChannel:
             raise MalformedMessage(f"not a WeChat message: {exc.__class__.__name__}") from None
         if message is None:
             raise MalformedMessage("empty message")
-        return self._normalize(message, xml)
+        inbound = self._normalize(message, xml)
+        if self.safe_mode:  # msg_signature covers the encrypted body
+            return inbound
+        # Plain mode signs only the token, timestamp and nonce: a captured query string would carry
+        # any body, for any openid, while its timestamp is in the window. The store keeps which
+        # payload each signed query came with, and refuses it with another.
+        return dataclasses.replace(inbound, push_key=f"{args.get('timestamp', '')}:{args.get('nonce', '')}")
 
     @staticmethod
     def _read_xml(body: bytes) -> str:
@@ -166,17 +173,6 @@ class WeChatChannel:
             sent_at=sent_at, text=text,
             external_message_id=msg_id or None, attributes=attributes, raw=xml,
         )
-
-    def replay_key(self, args: Mapping[str, str]) -> str | None:
-        """In plain mode, the key of this signed push that must not come back with another body.
-
-        WeChat's plain-mode signature covers only the token, timestamp and nonce, not the body:
-        a captured query string would carry any body, for any openid, while its timestamp is in
-        the window. The webhook remembers the body each key came with (``None`` in safe mode,
-        where ``msg_signature`` covers the encrypted body)."""
-        if self.safe_mode:
-            return None
-        return f"{self.name}:{args.get('timestamp', '')}:{args.get('nonce', '')}"
 
     def render_reply(self, inbound: InboundMessage, text: str, args: Mapping[str, str]) -> str:
         """A passive reply to ``inbound`` (encrypted in safe mode); empty text answers ``success``."""

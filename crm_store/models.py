@@ -90,6 +90,8 @@ class Message(Base):
         # Only inbound messages carry a platform dedupe key; outbound rows stay out of the index.
         Index("uq_messages_dedupe_key", "dedupe_key", unique=True, sqlite_where=text("dedupe_key IS NOT NULL"),
               postgresql_where=text("dedupe_key IS NOT NULL")),
+        Index("uq_messages_push_key", "push_key", unique=True, sqlite_where=text("push_key IS NOT NULL"),
+              postgresql_where=text("push_key IS NOT NULL")),
         # One reference checks both the conversation and that the message's customer is the
         # conversation's, and a merge that moves a conversation moves its messages with it. The
         # customer is then reached through the conversation: no index or key of its own to keep.
@@ -106,6 +108,9 @@ class Message(Base):
     raw: Mapped[str] = mapped_column(Text, default="")
     external_id: Mapped[str | None] = mapped_column(String(64))
     dedupe_key: Mapped[str | None] = mapped_column(String(255))
+    # The signed request that carried it, where the signature leaves the body out (WeChat's plain
+    # mode): unique, so that request can never bring another payload (InboundMessage.push_key).
+    push_key: Mapped[str | None] = mapped_column(String(255))
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     author: Mapped[str] = mapped_column(String(64), default="customer")  # customer | bot | agent:<id>
     delivery: Mapped[str | None] = mapped_column(String(16))

@@ -35,6 +35,11 @@ class RecordedInbound:
     state: Mapping[str, Any] = field(default_factory=dict)  # the bot's state of the conversation
 
 
+class ReplayedPush(Exception):
+    """A signed request that carried another payload before (see ``InboundMessage.push_key``):
+    a captured query string reused with a forged body. Nothing is stored."""
+
+
 def scoped_dedupe_key(msg: InboundMessage) -> str:
     """The store-wide unique key: platform dedupe keys are only unique per channel account."""
     return f"{msg.channel}:{msg.account}:{msg.dedupe_key}"
@@ -87,15 +92,17 @@ INSERT_OUTBOUND = _insert_returning_id(_messages, "conversation_id", "customer_i
                                        "attributes", "raw", "reply_to_id", "author", "delivery", "attempts",
                                        "sent_at", "created_at")
 _NEW_MESSAGE_COLUMNS = ("conversation_id", "customer_id", "direction", "kind", "text", "attributes", "raw",
-                        "external_id", "dedupe_key", "author", "attempts", "sent_at", "created_at")
+                        "external_id", "dedupe_key", "push_key", "author", "attempts", "sent_at", "created_at")
 # Written as SQL because ON CONFLICT is a dialect's own construct in SQLAlchemy; this reads the
 # same on SQLite (3.35+) and PostgreSQL. Typed parameters keep JSON and timestamps stored as elsewhere.
+# No conflict target: a stored dedupe key (a retry) and a stored push key (a signed request seen
+# before) both insert nothing, and ``record_inbound`` tells which.
 INSERT_NEW_MESSAGE = text(
     f"INSERT INTO messages ({', '.join(_NEW_MESSAGE_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in _NEW_MESSAGE_COLUMNS)}) "
-    "ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING id"
+    "ON CONFLICT DO NOTHING RETURNING id"
 ).bindparams(*(bindparam(c, type_=_messages.c[c].type) for c in _NEW_MESSAGE_COLUMNS))
-FIND_MESSAGE = select(_messages.c.id, _messages.c.conversation_id, _messages.c.customer_id).where(
+FIND_MESSAGE = select(_messages.c.id, _messages.c.conversation_id, _messages.c.customer_id, _messages.c.raw).where(
     _messages.c.dedupe_key == bindparam("key"))
 FIND_REPLY = select(_messages.c.text).where(_messages.c.reply_to_id == bindparam("message_id")).order_by(
     _messages.c.id).limit(1)
@@ -109,9 +116,15 @@ def find_recorded(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound | Non
     existing = uow.execute(FIND_MESSAGE, {"key": scoped_dedupe_key(msg)}).first()
     if existing is None:
         return None
-    message_id, conversation_id, customer_id = existing
+    message_id, conversation_id, customer_id, raw = existing
+    if msg.push_key is not None and raw != msg.raw:
+        raise ReplayedPush(f"{msg.channel} message {msg.dedupe_key} came before with another payload")
     reply = uow.execute(FIND_REPLY, {"message_id": message_id}).scalar()
     return RecordedInbound(message_id, conversation_id, customer_id, True, reply)
+
+
+def _scoped_push_key(msg: InboundMessage) -> str | None:
+    return f"{msg.channel}:{msg.account}:{msg.push_key}" if msg.push_key is not None else None
 
 
 def record_inbound(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound:
@@ -123,7 +136,8 @@ def record_inbound(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound:
     UPDATE on PostgreSQL; SQLite's write lock does the same), so two messages of one customer are
     handled one after the other, and the second reads the state the first saved on that row.
     Two first messages of a new customer race on the identity's unique key (``IntegrityError``);
-    the caller retries.
+    the caller retries. A signed request seen before with another payload raises ``ReplayedPush``
+    (the same payload again is a retry: it gets the stored reply).
     """
     now = utcnow()
     found = uow.execute(FIND_IDENTITY, {"channel": msg.channel, "account": msg.account,
@@ -144,10 +158,13 @@ def record_inbound(msg: InboundMessage, uow: UnitOfWork) -> RecordedInbound:
     message_id = uow.execute(INSERT_NEW_MESSAGE, {
         "conversation_id": conversation_id, "customer_id": customer_id, "direction": "in", "kind": msg.kind,
         "text": msg.text, "attributes": dict(msg.attributes), "raw": msg.raw, "external_id": msg.external_message_id,
-        "dedupe_key": scoped_dedupe_key(msg), "author": "customer", "attempts": 0, "sent_at": msg.sent_at,
-        "created_at": now}).scalar()
-    if message_id is None:  # a retry of a message already stored
-        return find_recorded(msg, uow)  # type: ignore[return-value]
+        "dedupe_key": scoped_dedupe_key(msg), "push_key": _scoped_push_key(msg), "author": "customer",
+        "attempts": 0, "sent_at": msg.sent_at, "created_at": now}).scalar()
+    if message_id is None:  # a retry of a message already stored, or a signed request reused
+        recorded = find_recorded(msg, uow)
+        if recorded is None:  # not this message: the request's push key carried another
+            raise ReplayedPush(f"{msg.channel} push {msg.push_key} came before with another payload")
+        return recorded
     if msg.kind in (base.SUBSCRIBE, base.UNSUBSCRIBE):
         uow.execute(SET_SUBSCRIBED, {"identity_id": identity_id, "is_subscribed": msg.kind == base.SUBSCRIBE,
                                      "scene": msg.attributes.get("scene") or None})

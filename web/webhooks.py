@@ -4,18 +4,15 @@ The views are thin: a channel verifies and parses, ``bot.inbox.receive`` records
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 
 from flask import Blueprint, Response, abort, current_app, request
-from redis import Redis
-from redis.exceptions import RedisError
 
 from bot.inbox import receive
 from channels.base import MalformedMessage, SignatureError
 from channels.registry import WEBHOOK_CHANNELS, WebhookChannel
 from config import Settings
+from crm_store.services import ReplayedPush
 from web.context import runtime_of
 
 log = logging.getLogger(__name__)
@@ -23,33 +20,6 @@ log = logging.getLogger(__name__)
 
 def _plain(text: str, status: int) -> Response:
     return Response(text, status=status, mimetype="text/plain")
-
-
-class SignedPushes:
-    """The replay keys of signed pushes seen lately, each with the hash of the body it came with.
-
-    Kept in Redis, so every web process shares them, for twice the timestamp window: a key is
-    refused by its timestamp after that anyway. A true retry (the same body) passes and gets the
-    stored reply; the same key with another body is a forgery.
-    """
-
-    def __init__(self, redis: Redis, window: int) -> None:
-        self.redis, self.ttl = redis, 2 * window
-
-    def same_body(self, key: str, body: bytes) -> bool:
-        """True for a key seen first now or with this very body."""
-        digest = hashlib.sha256(body).hexdigest().encode()
-        name = f"crmbot:push:{key}"
-        try:
-            if self.redis.set(name, digest, nx=True, ex=self.ttl):
-                return True
-            seen = self.redis.get(name)
-        except RedisError as exc:
-            # Without Redis the webhook still answers (DESIGN.md); the signature and timestamp
-            # checks stand, only this protection of plain mode lapses until Redis is back.
-            log.warning("push replay check skipped, Redis unavailable: %s", exc)
-            return True
-        return seen is None or hmac.compare_digest(seen, digest)
 
 
 def blueprint(settings: Settings) -> Blueprint:
@@ -85,11 +55,11 @@ def _push_view(channel: WebhookChannel):  # type: ignore[no-untyped-def]
             log.warning("%s webhook bad payload from %s: %s", channel.name, request.remote_addr, exc)
             return _plain(f"bad request: {exc}", 400)
         rt = runtime_of(current_app)
-        key = channel.replay_key(request.args)
-        if key is not None and not SignedPushes(rt.redis, channel.timestamp_window).same_body(key, body):
-            log.warning("%s webhook refused from %s: a signed query reused with another body",
+        try:
+            reply = receive(inbound, rt.uow, rt.router)
+        except ReplayedPush:
+            log.warning("%s webhook refused from %s: a signed request reused with another payload",
                         channel.name, request.remote_addr)
             return _plain("forbidden", 403)
-        reply = receive(inbound, rt.uow, rt.router)
         return Response(channel.render_reply(inbound, reply, request.args), mimetype="application/xml")
     return push

@@ -263,8 +263,24 @@ def test_signed_query_reused_with_another_body_is_403(settings, runtime, client,
     other_process = create_app(settings, Runtime.build(settings)).test_client()
     refused = other_process.post(f"/webhooks/wechat?{query}", data=forged.encode())
     assert refused.status_code == 403
+    # The same, keeping the first message's MsgId: not a retry either, and its reply is not given away.
+    same_id = text_xml(ACCOUNT, "oSomeoneElse00000000000000", "查积分", 51)
+    refused = client.post(f"/webhooks/wechat?{query}", data=same_id.encode())
+    assert refused.status_code == 403 and "积分" not in refused.get_data(as_text=True)
     assert [m.external_id for m in inbound_messages(runtime)] == ["51"]
     assert count(runtime, ChannelIdentity) == 1
+
+
+def test_replay_check_holds_while_redis_is_down(tmp_path, database_url, redis) -> None:
+    settings = make_settings(tmp_path, database_url, f"unix://{tmp_path}/no-such-redis.sock")
+    runtime = Runtime.build(settings)
+    client = create_app(settings, runtime).test_client()
+    query, body = WeChatServer(TOKEN, APP_ID).push(text_xml(ACCOUNT, OPENID, "你好", 61))
+    assert client.post(f"/webhooks/wechat?{query}", data=body).status_code == 200
+    forged = text_xml(ACCOUNT, "oSomeoneElse00000000000000", "你好", 62).encode()
+    assert client.post(f"/webhooks/wechat?{query}", data=forged).status_code == 403
+    assert [m.external_id for m in inbound_messages(runtime)] == ["61"]
+    runtime.engine.dispose()
 
 
 def test_redis_down_still_records_and_answers(tmp_path, database_url, redis) -> None:
