@@ -227,3 +227,47 @@ class ReferenceCounter(Base):
     __tablename__ = "reference_counters"
     prefix_day: Mapped[str] = mapped_column(String(16), primary_key=True)  # "T20261123"
     last: Mapped[int] = mapped_column(default=0)
+
+
+# Staff roles (DESIGN.md): agents work tickets; supervisors also reassign and read the team's audit
+# log and service KPIs; marketers see mentions, leads and fan KPIs; admins manage users and tokens.
+AGENT, SUPERVISOR, MARKETER, ADMIN = "agent", "supervisor", "marketer", "admin"
+ROLES = (AGENT, SUPERVISOR, MARKETER, ADMIN)
+
+
+class StaffUser(Base):
+    """A member of the brand's staff, who signs in to the console or calls the API."""
+
+    __tablename__ = "staff_users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))  # scrypt, salted (werkzeug.security)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for ``/api/v1/``. Only its SHA-256 is kept; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """One staff action: who did what to which record, and when. Written in the action's own
+    transaction, so an action and its audit line land or fail together."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_target", "target_type", "target_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(String(64))  # a staff user's name, or "system"
+    action: Mapped[str] = mapped_column(String(32))  # login, claim, assign, reply, resolve, token.create ...
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

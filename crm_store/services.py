@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from channels import base
 from config.content import BotContent
 from channels.base import InboundMessage
-from crm_store import models
+from crm_store import models, staff
 from crm_store.models import ChannelIdentity, Conversation, Customer, Message, utcnow
 from crm_store.uow import UnitOfWork
 
@@ -237,23 +237,40 @@ def open_ticket(customer_id: int, conversation_id: int | None, uow: UnitOfWork, 
     return ticket
 
 
+class TicketConflict(ValueError):
+    """The ticket is not in a state for this action: another agent holds it, or it is closed."""
+
+
+def _open_ticket_for(ticket_id: int, agent: str, uow: UnitOfWork) -> models.Ticket:
+    """The ticket, locked until the transaction ends, if ``agent`` may act on it now."""
+    ticket = uow.session.get(models.Ticket, ticket_id, with_for_update=True)  # two claims: one wins
+    if ticket is None:
+        raise LookupError(f"ticket {ticket_id} does not exist")
+    if ticket.status in (models.RESOLVED, models.CANCELLED):
+        raise TicketConflict(f"ticket {ticket.reference} is {ticket.status} already")
+    if ticket.status == models.CLAIMED and ticket.assignee != agent:
+        raise TicketConflict(f"ticket {ticket.reference} is held by {ticket.assignee}")
+    return ticket
+
+
 def claim_ticket(ticket_id: int, agent: str, uow: UnitOfWork) -> models.Ticket:
-    ticket = _ticket(ticket_id, uow)
-    if ticket.status == models.RESOLVED:
-        raise ValueError(f"ticket {ticket.reference} is already resolved")
-    ticket.status, ticket.assignee = models.CLAIMED, agent
+    """``agent`` takes the ticket; ``TicketConflict`` when another agent holds it or it is closed."""
+    ticket = _open_ticket_for(ticket_id, agent, uow)
+    if ticket.status != models.CLAIMED:
+        ticket.status, ticket.assignee = models.CLAIMED, agent
+        staff.audit(agent, "claim", uow, "ticket", ticket.reference)
     return ticket
 
 
 def resolve_ticket(ticket_id: int, agent: str, uow: UnitOfWork, *, complaint_level: str | None = None,
-                   compensation: str | None = None) -> models.Ticket:
+                   compensation: str | None = None, note: str | None = None) -> models.Ticket:
     """Close a ticket; complaint level and compensation (coupon, points) are recorded here."""
-    ticket = _ticket(ticket_id, uow)
-    if ticket.status == models.RESOLVED:
-        raise ValueError(f"ticket {ticket.reference} is already resolved")
+    ticket = _open_ticket_for(ticket_id, agent, uow)
     ticket.status, ticket.resolved_at = models.RESOLVED, utcnow()
     ticket.assignee = ticket.assignee or agent
     ticket.complaint_level, ticket.compensation = complaint_level, compensation
+    staff.audit(agent, "resolve", uow, "ticket", ticket.reference, complaint_level=complaint_level,
+                compensation=compensation, note=note)
     return ticket
 
 
@@ -261,11 +278,15 @@ def reply_to_ticket(ticket_id: int, agent: str, text: str, uow: UnitOfWork) -> i
     """An agent's reply to the customer: the agent claims the ticket, its first response time is
     kept, and the message waits in the outbox (QUEUED); returns its id. The caller commits, then
     has it sent (``workers.jobs.send_soon``)."""
+    if not text.strip():
+        raise ValueError("a reply needs some text")
     ticket = claim_ticket(ticket_id, agent, uow)
     if ticket.conversation_id is None:
         raise LookupError(f"ticket {ticket.reference} has no conversation to reply in")
     ticket.first_response_at = ticket.first_response_at or utcnow()
-    return record_outbound(ticket.conversation_id, text, uow, author=f"agent:{agent}")
+    message_id = record_outbound(ticket.conversation_id, text, uow, author=f"agent:{agent}")
+    staff.audit(agent, "reply", uow, "ticket", ticket.reference, message_id=message_id)
+    return message_id
 
 
 # The conversation-state key by which the store tells the bot that a resolved ticket waits for the

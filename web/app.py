@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Request, jsonify
+from flask import Flask, Request, jsonify, request
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
@@ -33,13 +33,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     attach_runtime(app, runtime or Runtime.build(settings))
     runtime_of(app).router  # the models and the FAQ index load now, not on a customer's message
 
-    from web import health, webhooks
+    from web import api, health, webhooks
 
     app.register_blueprint(webhooks.blueprint(settings))
     app.register_blueprint(health.bp)
+    api.init_api(app)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        if request.path.startswith("/api/"):
+            return api.error_response(exc)
         return jsonify(error=exc.name, detail=exc.description), exc.code
 
     @app.errorhandler(OperationalError)

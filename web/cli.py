@@ -49,6 +49,59 @@ def db_upgrade() -> None:
     click.echo("database is up to date")
 
 
+def _store_uow(settings: Settings):  # type: ignore[no-untyped-def]
+    from crm_store.db import make_engine
+    from crm_store.uow import UnitOfWork
+
+    return UnitOfWork(make_engine(settings.database_url, settings.database_prepare_threshold))
+
+
+@main.group()
+def user() -> None:
+    """Staff accounts."""
+
+
+@user.command("create")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(("agent", "supervisor", "marketer", "admin")))
+def user_create(name: str, role: str) -> None:
+    """Create a staff user; the password is read from stdin (at least 10 characters)."""
+    from crm_store import staff
+
+    settings = _settings()
+    password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else click.prompt(
+        "password", hide_input=True, confirmation_prompt=True)
+    with _store_uow(settings) as uow:
+        try:
+            staff.create_user(name, role, password, uow)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        uow.commit()
+    click.echo(f"user {name} created ({role})")
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.argument("name")
+def token_create(name: str) -> None:
+    """Create an API token for user NAME; printed once, on the last line."""
+    from crm_store import staff
+
+    settings = _settings()
+    with _store_uow(settings) as uow:
+        try:
+            secret = staff.create_token(name, uow)
+        except LookupError as exc:
+            raise click.ClickException(str(exc)) from None
+        uow.commit()
+    click.echo(f"API token for {name} (shown once; send it as 'Authorization: Bearer <token>'):")
+    click.echo(secret)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

@@ -1,0 +1,188 @@
+"""The JSON API of DESIGN.md over the real Flask app: tokens, roles, the ticket routes, their errors."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from channels.wechat_push import WeChatServer, text_xml
+from crm_store import models, staff
+from crm_store.models import Message, Ticket
+from tests.conftest import ACCOUNT, APP_ID, TOKEN
+from web.cli import main as crmbot
+
+_ids = itertools.count(7_000)
+OPENID = "oApiCustomer00000000000001"
+
+
+def says(client, text: str, openid: str = OPENID) -> str:  # type: ignore[no-untyped-def]
+    server = WeChatServer(TOKEN, APP_ID)
+    query, body = server.push(text_xml(ACCOUNT, openid, text, next(_ids)))
+    response = client.post(f"/webhooks/wechat?{query}", data=body)
+    assert response.status_code == 200
+    return (server.read_reply(response.data) or {}).get("Content", "")
+
+
+@pytest.fixture()
+def tokens(runtime) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    made = {}
+    with runtime.uow() as uow:
+        for name, role in (("alice", "agent"), ("bob", "agent"), ("mia", "marketer"), ("sam", "supervisor")):
+            staff.create_user(name, role, f"{name}-password-long", uow)
+            made[name] = staff.create_token(name, uow)
+        uow.commit()
+    return made
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture()
+def complaint(client, runtime) -> str:  # type: ignore[no-untyped-def]
+    assert "工单号" in says(client, "我昨天买的奶茶里有异物，太恶心了")
+    with runtime.uow() as uow:
+        return uow.session.scalar(select(Ticket.reference))
+
+
+def test_no_token_or_a_bad_one_is_401(client, tokens) -> None:
+    for headers in ({}, auth("crm_not-a-token"), {"Authorization": "Basic abc"}):
+        response = client.get("/api/v1/tickets", headers=headers)
+        assert response.status_code == 401
+        assert response.json["error"]["code"] == "unauthorized" and "token" in response.json["error"]["message"]
+
+
+def test_a_revoked_token_is_401(client, runtime, tokens) -> None:
+    with runtime.uow() as uow:
+        staff.revoke_token(1, uow, actor="admin")  # alice's
+        uow.commit()
+    assert client.get("/api/v1/tickets", headers=auth(tokens["alice"])).status_code == 401
+    assert client.get("/api/v1/tickets", headers=auth(tokens["bob"])).status_code == 200
+
+
+def test_a_marketer_may_not_work_tickets(client, tokens, complaint) -> None:
+    mia = auth(tokens["mia"])
+    for method, path, body in (("get", "/api/v1/tickets", None), ("get", f"/api/v1/tickets/{complaint}", None),
+                               ("post", f"/api/v1/tickets/{complaint}/reply", {"text": "hi"})):
+        response = getattr(client, method)(path, headers=mia, json=body)
+        assert response.status_code == 403 and response.json["error"]["code"] == "forbidden"
+
+
+def test_queue_lists_tickets_by_due_time_with_filters(client, tokens, complaint) -> None:
+    says(client, "人工", openid="oApiSecond000000000000001")
+    alice = auth(tokens["alice"])
+    page = client.get("/api/v1/tickets", headers=alice).json
+    assert [t["reference"] for t in page["items"]][0] == complaint  # the complaint is due first
+    assert len(page["items"]) == 2 and page["next"] is None
+    assert page["items"][0]["breached"] is False and page["items"][0]["status"] == "open"
+    assert client.get("/api/v1/tickets?breached=true", headers=alice).json["items"] == []
+    priority = page["items"][0]["priority"]
+    same = client.get(f"/api/v1/tickets?status=open&priority={priority}", headers=alice).json["items"]
+    assert complaint in [t["reference"] for t in same] and {t["priority"] for t in same} == {priority}
+    assert client.get("/api/v1/tickets?assignee=bob", headers=alice).json["items"] == []
+    bad = client.get("/api/v1/tickets?status=lost", headers=alice)
+    assert bad.status_code == 422 and "status" in bad.json["error"]["message"]
+
+
+def test_two_agents_claim_one_wins_the_other_sees_who(client, tokens, complaint) -> None:
+    first = client.post(f"/api/v1/tickets/{complaint}/claim", headers=auth(tokens["alice"]))
+    assert first.status_code == 200 and first.json["assignee"] == "alice" and first.json["status"] == "claimed"
+    second = client.post(f"/api/v1/tickets/{complaint}/claim", headers=auth(tokens["bob"]))
+    assert second.status_code == 409 and "alice" in second.json["error"]["message"]
+    again = client.post(f"/api/v1/tickets/{complaint}/claim", headers=auth(tokens["alice"]))
+    assert again.status_code == 200  # claiming one's own ticket again changes nothing
+
+
+def test_work_a_ticket_from_claim_to_the_customers_rating(client, runtime, tokens, complaint) -> None:
+    alice = auth(tokens["alice"])
+    reply = client.post(f"/api/v1/tickets/{complaint}/reply", headers=alice, json={"text": "您好，我们马上处理"})
+    assert reply.status_code == 202 and reply.json["delivery"] == "queued"
+    with runtime.uow() as uow:
+        queued = uow.session.get(Message, reply.json["message_id"])
+        assert (queued.text, queued.author, queued.delivery) == ("您好，我们马上处理", "agent:alice", models.QUEUED)
+    assert client.post(f"/api/v1/tickets/{complaint}/reply", headers=auth(tokens["bob"]),
+                       json={"text": "我来"}).status_code == 409
+    assert client.post(f"/api/v1/tickets/{complaint}/reply", headers=alice, json={"text": ""}).status_code == 422
+    resolved = client.post(f"/api/v1/tickets/{complaint}/resolve", headers=alice,
+                           json={"complaint_level": "minor", "compensation": "20元券", "note": "已退款"})
+    assert resolved.status_code == 200 and resolved.json["status"] == "resolved"
+    assert client.post(f"/api/v1/tickets/{complaint}/resolve", headers=alice, json={}).status_code == 409
+    late = client.post(f"/api/v1/tickets/{complaint}/reply", headers=alice, json={"text": "还在吗"})
+    assert late.status_code == 409 and "resolved" in late.json["error"]["message"]
+    assert "还有什么想对我们说的" in says(client, "5")  # the customer answers the rating question
+    detail = client.get(f"/api/v1/tickets/{complaint}", headers=alice).json
+    assert detail["csat_score"] == 5 and detail["compensation"] == "20元券"
+    assert [a["action"] for a in detail["audit"]] == ["claim", "reply", "resolve"]
+    assert all(a["actor"] == "alice" for a in detail["audit"])
+    texts = [m["text"] for m in detail["messages"]]
+    assert texts[0] == "我昨天买的奶茶里有异物，太恶心了" and "您好，我们马上处理" in texts and texts[-1]
+    assert any(complaint in t and "1-5" in t for t in texts)  # the rating question, in the conversation
+
+
+def test_unknown_ticket_is_404(client, tokens) -> None:
+    response = client.get("/api/v1/tickets/T20000101-9999", headers=auth(tokens["sam"]))
+    assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
+
+
+def test_openapi_document_is_generated_from_the_routes(client) -> None:
+    document = client.get("/api/v1/openapi.json").json
+    assert {"/api/v1/tickets", "/api/v1/tickets/{reference}", "/api/v1/tickets/{reference}/claim",
+            "/api/v1/tickets/{reference}/reply", "/api/v1/tickets/{reference}/resolve"} <= set(document["paths"])
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_crmbot_user_and_token_commands(settings, runtime) -> None:
+    env = {"CRMBOT_VAR_DIR": str(settings.var_dir), "CRMBOT_DATABASE_URL": settings.database_url,
+           "CRMBOT_REDIS_URL": settings.redis_url, "CRMBOT_SECRET_KEY": settings.secret_key}
+    made = CliRunner().invoke(crmbot, ["user", "create", "carol", "--role", "agent"], input="carol-password-1\n",
+                              env=env)
+    assert made.exit_code == 0, made.output
+    short = CliRunner().invoke(crmbot, ["user", "create", "dave", "--role", "agent"], input="short\n", env=env)
+    assert short.exit_code != 0 and "10 characters" in short.output
+    issued = CliRunner().invoke(crmbot, ["token", "create", "carol"], env=env)
+    assert issued.exit_code == 0, issued.output
+    secret = issued.output.strip().splitlines()[-1]
+    with runtime.uow() as uow:
+        assert staff.user_for_token(secret, uow).name == "carol"
+        assert staff.authenticate("carol", "carol-password-1", uow) is not None
+        assert staff.authenticate("carol", "wrong-password", uow) is None
+        assert secret not in str(uow.session.scalars(select(models.ApiToken.token_hash)).all())  # hashed at rest
+
+
+def test_an_api_reply_reaches_wechat_through_a_real_worker(tmp_path, database_url, redis_url, redis) -> None:
+    """The owner's path: a complaint through the signed webhook; an agent's token claims, replies and
+    resolves through the API; `crmbot worker` sends both messages to (a fake of) WeChat's API."""
+    from tests.conftest import make_settings
+    from tests.fakes.wechat_api import FakeWeChatAPI
+    from tests.integration.test_wechat_send import SECRET, run_worker
+    from web.app import create_app
+    from workers.runtime import Runtime
+
+    with FakeWeChatAPI(APP_ID, SECRET) as fake:
+        settings = make_settings(tmp_path, database_url, redis_url, wechat_api_base=fake.base_url,
+                                 wechat_app_secret=SECRET)
+        runtime = Runtime.build(settings)
+        try:
+            client = create_app(settings, runtime).test_client()
+            says(client, "牛奶是酸的，孩子喝了吐了")
+            with runtime.uow() as uow:
+                staff.create_user("alice", "agent", "alice-password-long", uow)
+                agent = auth(staff.create_token("alice", uow))
+                reference = uow.session.scalar(select(Ticket.reference))
+                uow.commit()
+            assert client.post(f"/api/v1/tickets/{reference}/claim", headers=agent).status_code == 200
+            assert client.post(f"/api/v1/tickets/{reference}/reply", headers=agent,
+                               json={"text": "非常抱歉，已为您安排退款"}).status_code == 202
+            assert client.post(f"/api/v1/tickets/{reference}/resolve", headers=agent, json={}).status_code == 200
+            run_worker(runtime, fake)
+            sent = [m["text"]["content"] for m in fake.sent]
+            assert sent[0] == "非常抱歉，已为您安排退款" and reference in sent[1] and "1-5" in sent[1]
+            assert all(m["touser"] == OPENID for m in fake.sent)
+            says(client, "4")
+            detail = client.get(f"/api/v1/tickets/{reference}", headers=agent).json
+            assert detail["csat_score"] == 4
+            assert {m["delivery"] for m in detail["messages"] if m["author"] == "agent:alice"} == {"sent"}
+        finally:
+            runtime.engine.dispose()

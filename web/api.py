@@ -1,0 +1,264 @@
+"""The JSON API under ``/api/v1/`` (DESIGN.md, HTTP contract).
+
+flask-smorest declares each schema once: it validates the request, shapes the response and
+writes the OpenAPI document (``/api/v1/openapi.json``). Every call carries
+``Authorization: Bearer <token>`` (``crmbot token create``); each route names the roles that may
+call it. The views call the same store service functions as the console and the jobs.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from functools import wraps
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import marshmallow as ma
+from flask import Flask, current_app, g, request, url_for
+from flask_smorest import Api, Blueprint, abort
+from sqlalchemy import case, or_, select
+from werkzeug.exceptions import HTTPException
+
+from crm_store import models, services, staff
+from crm_store.models import AuditEntry, Message, Ticket, utcnow
+from web.context import runtime_of
+from workers.jobs import send_soon
+
+TICKET_ROLES = (models.AGENT, models.SUPERVISOR, models.ADMIN)  # marketers do not work tickets
+PAGE_SIZE = 50
+
+blp = Blueprint("api", __name__, url_prefix="/api/v1", description="Tickets of the escalation queue")
+
+
+def error_response(error: HTTPException) -> tuple[dict[str, Any], int]:
+    """Every API error in one shape: ``{"error": {"code", "message"}}``."""
+    message = (getattr(error, "data", None) or {}).get("message") or error.description or error.name
+    errors = (getattr(error, "data", None) or {}).get("messages")
+    if errors:  # a request that failed validation: say which fields
+        message = "; ".join(f"{field}: {', '.join(map(str, problems)) if isinstance(problems, list) else problems}"
+                            for where in errors.values() for field, problems in where.items())
+    return {"error": {"code": error.name.lower().replace(" ", "_"), "message": message}}, error.code or 500
+
+
+class ServiceApi(Api):  # type: ignore[misc]
+    """flask-smorest, with the API's error shape."""
+
+    def handle_http_exception(self, error: HTTPException):  # type: ignore[no-untyped-def]
+        return error_response(error)
+
+
+def init_api(app: Flask) -> None:
+    app.config.update(API_TITLE="crmbot", API_VERSION="v1", OPENAPI_VERSION="3.0.3",
+                      OPENAPI_URL_PREFIX="/api/v1", OPENAPI_JSON_PATH="openapi.json")
+    api = ServiceApi(app, spec_kwargs={"components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
+    api.register_blueprint(blp)
+
+
+def roles(*allowed: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The view needs a valid bearer token (401) of a user in one of ``allowed`` (403)."""
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            user = None
+            if scheme.lower() == "bearer" and token:
+                with runtime_of(current_app).uow() as uow:
+                    user = staff.user_for_token(token.strip(), uow)
+                    if user is not None:
+                        g.staff_name, g.staff_role = user.name, user.role
+            if user is None:
+                abort(401, message="a valid API token is required (Authorization: Bearer ...)")
+            if g.staff_role not in allowed:
+                abort(403, message=f"the {g.staff_role} role may not do this")
+            return view(*args, **kwargs)
+        return guarded
+    return decorate
+
+
+class TicketSchema(ma.Schema):
+    reference = ma.fields.String()
+    status = ma.fields.String()
+    priority = ma.fields.String()
+    category = ma.fields.String()
+    source = ma.fields.String()
+    assignee = ma.fields.String(allow_none=True)
+    order_no = ma.fields.String(allow_none=True)
+    description = ma.fields.String()
+    created_at = ma.fields.DateTime()
+    first_response_due = ma.fields.DateTime()
+    resolution_due = ma.fields.DateTime()
+    first_response_at = ma.fields.DateTime(allow_none=True)
+    resolved_at = ma.fields.DateTime(allow_none=True)
+    breached = ma.fields.Method("_breached")
+    complaint_level = ma.fields.String(allow_none=True)
+    compensation = ma.fields.String(allow_none=True)
+    csat_score = ma.fields.Integer(allow_none=True)
+    csat_comment = ma.fields.String(allow_none=True)
+
+    def _breached(self, ticket: Ticket) -> bool:
+        return _is_breached(ticket, utcnow())
+
+
+class TicketPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(TicketSchema))
+    next = ma.fields.String(allow_none=True)
+
+
+class MessageSchema(ma.Schema):
+    id = ma.fields.Integer()
+    direction = ma.fields.String()
+    kind = ma.fields.String()
+    text = ma.fields.String()
+    author = ma.fields.String()
+    delivery = ma.fields.String(allow_none=True)
+    delivery_error = ma.fields.String(allow_none=True)
+    created_at = ma.fields.DateTime()
+
+
+class AuditSchema(ma.Schema):
+    actor = ma.fields.String()
+    action = ma.fields.String()
+    detail = ma.fields.Dict()
+    at = ma.fields.DateTime()
+
+
+class TicketDetailSchema(TicketSchema):
+    messages = ma.fields.List(ma.fields.Nested(MessageSchema))
+    audit = ma.fields.List(ma.fields.Nested(AuditSchema))
+
+
+class TicketQuerySchema(ma.Schema):
+    status = ma.fields.String(validate=ma.validate.OneOf((models.OPEN, models.CLAIMED, models.RESOLVED,
+                                                          models.CANCELLED)))
+    priority = ma.fields.String(validate=ma.validate.OneOf(("P1", "P2", "P3", "P4")))
+    assignee = ma.fields.String()
+    breached = ma.fields.Boolean()
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
+
+
+class ReplySchema(ma.Schema):
+    text = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000))
+
+
+class QueuedSchema(ma.Schema):
+    message_id = ma.fields.Integer()
+    delivery = ma.fields.String()
+
+
+class ResolveSchema(ma.Schema):
+    complaint_level = ma.fields.String(validate=ma.validate.OneOf(("none", "minor", "major", "critical")),
+                                       allow_none=True)
+    compensation = ma.fields.String(validate=ma.validate.Length(max=200), allow_none=True)
+    note = ma.fields.String(validate=ma.validate.Length(max=2000), allow_none=True)
+
+
+def _is_breached(ticket: Ticket, now: datetime) -> bool:
+    if ticket.status not in (models.OPEN, models.CLAIMED):
+        return False
+    first_due, resolution_due = (d.replace(tzinfo=now.tzinfo) if d.tzinfo is None else d
+                                 for d in (ticket.first_response_due, ticket.resolution_due))
+    return (ticket.first_response_at is None and first_due < now) or resolution_due < now
+
+
+def _breached_clause(now: datetime) -> Any:
+    return (Ticket.status.in_((models.OPEN, models.CLAIMED))
+            & or_((Ticket.first_response_at.is_(None)) & (Ticket.first_response_due < now), Ticket.resolution_due < now))
+
+
+def _ticket_or_404(reference: str, uow: Any) -> Ticket:
+    ticket = uow.session.scalar(select(Ticket).filter_by(reference=reference))
+    if ticket is None:
+        abort(404, message=f"no ticket {reference}")
+    return ticket
+
+
+@blp.route("/tickets")
+@roles(*TICKET_ROLES)
+@blp.arguments(TicketQuerySchema, location="query")
+@blp.response(200, TicketPageSchema)
+def list_tickets(query: dict[str, Any]) -> dict[str, Any]:
+    """Tickets sorted by due time (the first response's until it is made, then the resolution's)."""
+    now = utcnow()
+    due = case((Ticket.first_response_at.is_(None), Ticket.first_response_due), else_=Ticket.resolution_due)
+    statement = select(Ticket)
+    for name in ("status", "priority", "assignee"):
+        if name in query:
+            statement = statement.where(getattr(Ticket, name) == query[name])
+    if "breached" in query:
+        clause = _breached_clause(now)
+        statement = statement.where(clause if query["breached"] else ~clause)
+    page = query["page"]
+    with runtime_of(current_app).uow() as uow:
+        rows = list(uow.session.scalars(statement.order_by(due, Ticket.priority, Ticket.id)
+                                        .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
+    more = len(rows) > PAGE_SIZE
+    args = {k: v for k, v in request.args.items() if k != "page"}
+    return {"items": rows[:PAGE_SIZE],
+            "next": url_for("api.list_tickets", page=page + 1, _external=True, **args) if more else None}
+
+
+@blp.route("/tickets/<reference>")
+@roles(*TICKET_ROLES)
+@blp.response(200, TicketDetailSchema)
+def get_ticket(reference: str) -> SimpleNamespace:
+    """A ticket with its conversation's messages, the customer's rating and the audit trail."""
+    with runtime_of(current_app).uow() as uow:
+        ticket = _ticket_or_404(reference, uow)
+        messages = [] if ticket.conversation_id is None else list(uow.session.scalars(
+            select(Message).filter_by(conversation_id=ticket.conversation_id).order_by(Message.id)))
+        trail = list(uow.session.scalars(select(AuditEntry).filter_by(target_type="ticket", target_id=reference)
+                                         .order_by(AuditEntry.id)))
+    return SimpleNamespace(**{column.key: getattr(ticket, column.key) for column in Ticket.__table__.columns},
+                           messages=messages, audit=trail)
+
+
+def _conflict_or_404(action: Callable[[Any, Ticket], Any], reference: str) -> Any:
+    """Run ``action(uow, ticket)`` and commit; a closed or held ticket is a 409."""
+    with runtime_of(current_app).uow() as uow:
+        ticket = _ticket_or_404(reference, uow)
+        try:
+            result = action(uow, ticket)
+        except services.TicketConflict as exc:
+            abort(409, message=str(exc))
+        uow.commit()
+    return result
+
+
+@blp.route("/tickets/<reference>/claim", methods=["POST"])
+@roles(*TICKET_ROLES)
+@blp.response(200, TicketSchema)
+def claim(reference: str) -> Ticket:
+    """Take the ticket (409 when another agent holds it)."""
+    return _conflict_or_404(lambda uow, ticket: services.claim_ticket(ticket.id, g.staff_name, uow), reference)
+
+
+@blp.route("/tickets/<reference>/reply", methods=["POST"])
+@roles(*TICKET_ROLES)
+@blp.arguments(ReplySchema)
+@blp.response(202, QueuedSchema)
+def reply(body: dict[str, Any], reference: str) -> dict[str, Any]:
+    """Queue a reply to the customer's channel; its delivery state shows on the message."""
+    message_id = _conflict_or_404(
+        lambda uow, ticket: services.reply_to_ticket(ticket.id, g.staff_name, body["text"], uow), reference)
+    send_soon(runtime_of(current_app), message_id)
+    return {"message_id": message_id, "delivery": models.QUEUED}
+
+
+@blp.route("/tickets/<reference>/resolve", methods=["POST"])
+@roles(*TICKET_ROLES)
+@blp.arguments(ResolveSchema)
+@blp.response(200, TicketSchema)
+def resolve(body: dict[str, Any], reference: str) -> Ticket:
+    """Resolve the ticket; the customer is then asked for a 1-5 rating."""
+    rt = runtime_of(current_app)
+    asked: list[int | None] = []
+
+    def resolve_and_ask(uow: Any, ticket: Ticket) -> Ticket:
+        services.resolve_ticket(ticket.id, g.staff_name, uow, **body)
+        asked.append(services.ask_for_rating(ticket, rt.content, uow, rt.settings.conversation_ttl))
+        return ticket
+
+    ticket = _conflict_or_404(resolve_and_ask, reference)
+    if asked[0] is not None:
+        send_soon(rt, asked[0])
+    return ticket
