@@ -18,7 +18,8 @@ from flask_smorest import Api, Blueprint, abort
 from sqlalchemy import case, or_, select
 from werkzeug.exceptions import HTTPException
 
-from crm_store import models, services, staff
+from config.logs import mask_phones
+from crm_store import membership, models, services, staff
 from crm_store.models import AuditEntry, Message, Ticket, utcnow
 from web.context import runtime_of
 from workers.jobs import send_soon
@@ -26,7 +27,7 @@ from workers.jobs import send_soon
 TICKET_ROLES = (models.AGENT, models.SUPERVISOR, models.ADMIN)  # marketers do not work tickets
 PAGE_SIZE = 50
 
-blp = Blueprint("api", __name__, url_prefix="/api/v1", description="Tickets of the escalation queue")
+blp = Blueprint("api", __name__, url_prefix="/api/v1", description="The escalation queue, customers and leads")
 
 
 def error_response(error: HTTPException) -> tuple[dict[str, Any], int]:
@@ -191,10 +192,7 @@ def list_tickets(query: dict[str, Any]) -> dict[str, Any]:
     with runtime_of(current_app).uow() as uow:
         rows = list(uow.session.scalars(statement.order_by(due, Ticket.priority, Ticket.id)
                                         .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
-    more = len(rows) > PAGE_SIZE
-    args = {k: v for k, v in request.args.items() if k != "page"}
-    return {"items": rows[:PAGE_SIZE],
-            "next": url_for("api.list_tickets", page=page + 1, _external=True, **args) if more else None}
+    return _page(rows, page, "api.list_tickets")
 
 
 @blp.route("/tickets/<reference>")
@@ -262,3 +260,208 @@ def resolve(body: dict[str, Any], reference: str) -> Ticket:
     if asked[0] is not None:
         send_soon(rt, asked[0])
     return ticket
+
+
+# --- customers, conversations, members, leads ------------------------------------------------
+
+CUSTOMER_ROLES = (models.AGENT, models.SUPERVISOR, models.ADMIN)
+LEAD_ROLES = (models.MARKETER, models.SUPERVISOR, models.ADMIN)
+FULL_PHONE_ROLES = (models.SUPERVISOR, models.ADMIN, models.MARKETER)  # agents reach customers on their channel
+
+
+def _phone(phone: str | None) -> str | None:
+    """The phone number as the caller's role may see it."""
+    return phone if phone is None or g.staff_role in FULL_PHONE_ROLES else mask_phones(phone)
+
+
+class IdentitySchema(ma.Schema):
+    channel = ma.fields.String()
+    account = ma.fields.String()
+    external_id = ma.fields.String()
+    subscribed = ma.fields.Boolean()
+
+
+class MemberSchema(ma.Schema):
+    id = ma.fields.Integer()
+    card_no = ma.fields.String()
+    level = ma.fields.String()
+    balance = ma.fields.Integer()
+
+
+class LeadSchema(ma.Schema):
+    id = ma.fields.Integer()
+    customer_id = ma.fields.Integer()
+    name = ma.fields.String()
+    phone = ma.fields.Function(lambda lead: _phone(lead.phone))
+    interest = ma.fields.String()
+    source_channel = ma.fields.String()
+    keyword = ma.fields.String(allow_none=True)
+    campaign = ma.fields.String(allow_none=True)
+    status = ma.fields.String()
+    same_phone_as_id = ma.fields.Integer(allow_none=True)
+    created_at = ma.fields.DateTime()
+
+
+class CustomerSchema(ma.Schema):
+    id = ma.fields.Integer()
+    display_name = ma.fields.String(allow_none=True)
+    phone = ma.fields.Function(lambda customer: _phone(customer.phone))
+    created_at = ma.fields.DateTime()
+
+
+class CustomerPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(CustomerSchema))
+    next = ma.fields.String(allow_none=True)
+
+
+class CustomerDetailSchema(CustomerSchema):
+    identities = ma.fields.List(ma.fields.Nested(IdentitySchema))
+    member = ma.fields.Nested(MemberSchema, allow_none=True)
+    tickets = ma.fields.List(ma.fields.Nested(TicketSchema))
+    leads = ma.fields.List(ma.fields.Nested(LeadSchema))
+    recent_messages = ma.fields.List(ma.fields.Nested(MessageSchema))
+
+
+class CustomerQuerySchema(ma.Schema):
+    q = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+
+
+class PointsEntrySchema(ma.Schema):
+    kind = ma.fields.String()
+    points = ma.fields.Integer()
+    reason = ma.fields.String()
+    created_at = ma.fields.DateTime()
+
+
+class PointsSchema(ma.Schema):
+    member_id = ma.fields.Integer()
+    card_no = ma.fields.String()
+    balance = ma.fields.Integer()
+    level = ma.fields.String()
+    history = ma.fields.List(ma.fields.Nested(PointsEntrySchema))
+
+
+class LeadPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(LeadSchema))
+    next = ma.fields.String(allow_none=True)
+
+
+class LeadQuerySchema(ma.Schema):
+    status = ma.fields.String(validate=ma.validate.OneOf(models.LEAD_STATUSES))
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
+
+
+class LeadStatusSchema(ma.Schema):
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(models.LEAD_STATUSES))
+
+
+def _page(rows: list[Any], page: int, endpoint: str) -> dict[str, Any]:
+    """``{"items", "next"}`` from up to ``PAGE_SIZE + 1`` rows of page ``page``."""
+    args = {k: v for k, v in request.args.items() if k != "page"}
+    more = len(rows) > PAGE_SIZE
+    return {"items": rows[:PAGE_SIZE],
+            "next": url_for(endpoint, page=page + 1, _external=True, **args) if more else None}
+
+
+@blp.route("/customers")
+@roles(*CUSTOMER_ROLES)
+@blp.arguments(CustomerQuerySchema, location="query")
+@blp.response(200, CustomerPageSchema)
+def find_customers(query: dict[str, Any]) -> dict[str, Any]:
+    """Customers by name, phone, channel id (openid) or membership card number."""
+    q = query["q"].strip()
+    like = f"%{q}%"
+    with runtime_of(current_app).uow() as uow:
+        rows = list(uow.session.scalars(
+            select(models.Customer).where(or_(
+                models.Customer.display_name.like(like), models.Customer.phone == q,
+                models.Customer.id.in_(select(models.ChannelIdentity.customer_id).filter_by(external_id=q)),
+                models.Customer.id.in_(select(models.Member.customer_id).where(
+                    or_(models.Member.card_no == q, models.Member.phone == q))))).order_by(models.Customer.id)
+            .limit(PAGE_SIZE + 1)))
+    return _page(rows, 1, "api.find_customers")
+
+
+@blp.route("/customers/<int:customer_id>")
+@roles(*CUSTOMER_ROLES)
+@blp.response(200, CustomerDetailSchema)
+def get_customer(customer_id: int) -> SimpleNamespace:
+    """The 360° view: identities on every channel, membership, tickets, leads, recent messages."""
+    rt = runtime_of(current_app)
+    with rt.uow() as uow:
+        customer = uow.session.get(models.Customer, customer_id)
+        if customer is None:
+            abort(404, message=f"no customer {customer_id}")
+        member = membership.member_of(customer_id, uow)
+        member_view = None if member is None else SimpleNamespace(
+            id=member.id, card_no=member.card_no, balance=membership.balance(member.id, uow),
+            level=membership.level(member.id, rt.content.rules.levels, uow).name)
+        return SimpleNamespace(
+            id=customer.id, display_name=customer.display_name, phone=customer.phone,
+            created_at=customer.created_at, member=member_view,
+            identities=list(uow.session.scalars(select(models.ChannelIdentity).filter_by(customer_id=customer_id))),
+            tickets=list(uow.session.scalars(select(Ticket).filter_by(customer_id=customer_id)
+                                             .order_by(Ticket.id.desc()))),
+            leads=list(uow.session.scalars(select(models.Lead).filter_by(customer_id=customer_id)
+                                           .order_by(models.Lead.id.desc()))),
+            recent_messages=list(reversed(list(uow.session.scalars(
+                select(Message).filter_by(customer_id=customer_id).order_by(Message.id.desc()).limit(50))))))
+
+
+@blp.route("/conversations/<int:conversation_id>/messages")
+@roles(*CUSTOMER_ROLES)
+@blp.response(200, MessageSchema(many=True))
+def conversation_messages(conversation_id: int) -> list[Message]:
+    """A conversation's messages, oldest first, with the delivery state of each one sent."""
+    with runtime_of(current_app).uow() as uow:
+        if uow.session.get(models.Conversation, conversation_id) is None:
+            abort(404, message=f"no conversation {conversation_id}")
+        return list(uow.session.scalars(select(Message).filter_by(conversation_id=conversation_id)
+                                        .order_by(Message.id)))
+
+
+@blp.route("/members/<int:member_id>/points")
+@roles(*CUSTOMER_ROLES)
+@blp.response(200, PointsSchema)
+def member_points(member_id: int) -> dict[str, Any]:
+    """A member's balance, level and the last 50 entries of the points ledger."""
+    rt = runtime_of(current_app)
+    with rt.uow() as uow:
+        member = uow.session.get(models.Member, member_id)
+        if member is None:
+            abort(404, message=f"no member {member_id}")
+        return {"member_id": member.id, "card_no": member.card_no, "balance": membership.balance(member_id, uow),
+                "level": membership.level(member_id, rt.content.rules.levels, uow).name,
+                "history": membership.history(member_id, uow, 50)}
+
+
+@blp.route("/leads")
+@roles(*LEAD_ROLES)
+@blp.arguments(LeadQuerySchema, location="query")
+@blp.response(200, LeadPageSchema)
+def list_leads(query: dict[str, Any]) -> dict[str, Any]:
+    """Leads, newest first."""
+    statement = select(models.Lead)
+    if "status" in query:
+        statement = statement.filter_by(status=query["status"])
+    page = query["page"]
+    with runtime_of(current_app).uow() as uow:
+        rows = list(uow.session.scalars(statement.order_by(models.Lead.id.desc())
+                                        .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
+    return _page(rows, page, "api.list_leads")
+
+
+@blp.route("/leads/<int:lead_id>", methods=["PATCH"])
+@roles(*LEAD_ROLES)
+@blp.arguments(LeadStatusSchema)
+@blp.response(200, LeadSchema)
+def update_lead(body: dict[str, Any], lead_id: int) -> models.Lead:
+    """Move a lead along its pipeline (new, contacted, qualified, converted, lost)."""
+    with runtime_of(current_app).uow() as uow:
+        try:
+            lead = services.set_lead_status(lead_id, body["status"], uow)
+        except LookupError as exc:
+            abort(404, message=str(exc))
+        staff.audit(g.staff_name, "lead.status", uow, "lead", lead_id, status=body["status"])
+        uow.commit()
+        return lead

@@ -186,3 +186,60 @@ def test_an_api_reply_reaches_wechat_through_a_real_worker(tmp_path, database_ur
             assert {m["delivery"] for m in detail["messages"] if m["author"] == "agent:alice"} == {"sent"}
         finally:
             runtime.engine.dispose()
+
+
+def _customer_id(runtime, openid: str = OPENID) -> int:  # type: ignore[no-untyped-def]
+    with runtime.uow() as uow:
+        return uow.identities.find("wechat", ACCOUNT, openid).customer_id
+
+
+def test_customer_search_and_360_view_with_phones_masked_for_agents(client, runtime, tokens, complaint) -> None:
+    from crm_store import membership
+
+    customer_id = _customer_id(runtime)
+    with runtime.uow() as uow:
+        member, _ = membership.bind_member(customer_id, "13812345678", uow)
+        membership.add_points(member.id, "earn", 300, "门店消费", "api-test-1", uow)
+        uow.commit()
+    alice, sam = auth(tokens["alice"]), auth(tokens["sam"])
+    for q in (OPENID, "13812345678", member.card_no):
+        found = client.get(f"/api/v1/customers?q={q}", headers=alice).json["items"]
+        assert [c["id"] for c in found] == [customer_id], q
+    assert client.get("/api/v1/customers?q=nobody-like-this", headers=alice).json["items"] == []
+    assert client.get("/api/v1/customers", headers=alice).status_code == 422  # q is required
+    view = client.get(f"/api/v1/customers/{customer_id}", headers=alice).json
+    assert view["phone"] == "138****5678"  # an agent reaches the customer on the channel
+    assert client.get(f"/api/v1/customers/{customer_id}", headers=sam).json["phone"] == "13812345678"
+    assert [i["external_id"] for i in view["identities"]] == [OPENID]
+    assert view["member"]["balance"] == 300 and view["member"]["card_no"] == member.card_no
+    assert [t["reference"] for t in view["tickets"]] == [complaint]
+    assert view["recent_messages"][0]["text"] == "我昨天买的奶茶里有异物，太恶心了"
+    points = client.get(f"/api/v1/members/{member.id}/points", headers=alice).json
+    assert points["balance"] == 300 and [e["reason"] for e in points["history"]] == ["门店消费"]
+    assert client.get("/api/v1/customers/999999", headers=alice).status_code == 404
+    assert client.get("/api/v1/members/999999/points", headers=alice).status_code == 404
+    assert client.get(f"/api/v1/customers/{customer_id}", headers=auth(tokens["mia"])).status_code == 403
+
+
+def test_conversation_messages_in_order(client, runtime, tokens, complaint) -> None:
+    with runtime.uow() as uow:
+        conversation_id = uow.session.scalar(select(Ticket.conversation_id))
+    messages = client.get(f"/api/v1/conversations/{conversation_id}/messages", headers=auth(tokens["alice"])).json
+    assert [m["direction"] for m in messages][:2] == ["in", "out"] and messages[1]["delivery"] == "passive"
+    assert client.get("/api/v1/conversations/999999/messages", headers=auth(tokens["alice"])).status_code == 404
+
+
+def test_leads_for_marketers_and_their_pipeline(client, runtime, tokens) -> None:
+    says(client, "我姓李，手机13912345678，想谈谈加盟", openid="oLeadCustomer0000000000001")
+    mia = auth(tokens["mia"])
+    [lead] = client.get("/api/v1/leads", headers=mia).json["items"]
+    assert lead["phone"] == "13912345678" and lead["status"] == "new" and "加盟" in lead["interest"]
+    assert client.get("/api/v1/leads", headers=auth(tokens["alice"])).status_code == 403  # agents do not
+    moved = client.patch(f"/api/v1/leads/{lead['id']}", headers=mia, json={"status": "contacted"})
+    assert moved.status_code == 200 and moved.json["status"] == "contacted"
+    assert client.get("/api/v1/leads?status=new", headers=mia).json["items"] == []
+    assert client.patch(f"/api/v1/leads/{lead['id']}", headers=mia, json={"status": "won"}).status_code == 422
+    assert client.patch("/api/v1/leads/999999", headers=mia, json={"status": "lost"}).status_code == 404
+    with runtime.uow() as uow:
+        [entry] = uow.session.scalars(select(models.AuditEntry).filter_by(action="lead.status")).all()
+        assert (entry.actor, entry.target_id, entry.detail) == ("mia", str(lead["id"]), {"status": "contacted"})
