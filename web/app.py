@@ -6,7 +6,7 @@ import logging
 from flask import Flask, Request, jsonify, request
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from config import Settings
 from web.context import attach_runtime, runtime_of
@@ -49,13 +49,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     def store_unavailable(exc: OperationalError):  # type: ignore[no-untyped-def]
         # The store is down, unreachable or locked for too long: nothing was stored, try again.
         log.error("store unavailable: %s", str(exc.orig).strip() or exc.__class__.__name__)
-        return jsonify(error="Service Unavailable", detail="the store is unavailable; try again"), 503, \
-            {"Retry-After": "5"}
+        body, status = http_error(ServiceUnavailable("the store is unavailable; try again"))
+        return body, status, {"Retry-After": "5"}
 
     @app.errorhandler(Exception)
     def server_error(exc: Exception):  # type: ignore[no-untyped-def]
         # Logged with its stack trace here; the client only learns that it failed.
         log.exception("unhandled error")
-        return jsonify(error="Internal Server Error"), 500
+        return http_error(InternalServerError("the request failed; it has been logged"))
 
     return app

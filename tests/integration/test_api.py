@@ -243,3 +243,16 @@ def test_leads_for_marketers_and_their_pipeline(client, runtime, tokens) -> None
     with runtime.uow() as uow:
         [entry] = uow.session.scalars(select(models.AuditEntry).filter_by(action="lead.status")).all()
         assert (entry.actor, entry.target_id, entry.detail) == ("mia", str(lead["id"]), {"status": "contacted"})
+
+
+def test_api_errors_keep_their_shape_when_the_store_is_down(tmp_path, redis_url, redis) -> None:
+    from tests.conftest import make_settings
+    from web.app import create_app
+    from workers.runtime import Runtime
+
+    settings = make_settings(tmp_path, "postgresql+psycopg://crmbot@127.0.0.1:1/crmbot", redis_url)
+    runtime = Runtime.build(settings)
+    response = create_app(settings, runtime).test_client().get("/api/v1/tickets", headers=auth("crm_x"))
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.json["error"]["code"] == "service_unavailable" and "store" in response.json["error"]["message"]
+    runtime.engine.dispose()
