@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, ForeignKeyConstraint, Index, String, Text,
-                        UniqueConstraint, text)
+                        UniqueConstraint, or_, text)
+from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -183,6 +184,22 @@ class Ticket(Base):
     csat_score: Mapped[int | None]
     csat_comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @hybrid_method
+    def breached(self, now: datetime) -> bool:
+        """Past its SLA while still open: no first response by its due time, or not resolved by
+        the resolution's. The same rule in Python (a loaded ticket) and in SQL (a filter)."""
+        if self.status not in (OPEN, CLAIMED):
+            return False
+        # SQLite hands back naive datetimes; the store keeps UTC.
+        first_due, resolution_due = (due if due.tzinfo else due.replace(tzinfo=timezone.utc)
+                                     for due in (self.first_response_due, self.resolution_due))
+        return (self.first_response_at is None and first_due < now) or resolution_due < now
+
+    @breached.expression
+    def breached(cls, now: datetime):  # type: ignore[no-untyped-def]
+        return cls.status.in_((OPEN, CLAIMED)) & or_(
+            cls.first_response_at.is_(None) & (cls.first_response_due < now), cls.resolution_due < now)
 
 
 # Lead pipeline: new -> contacted -> qualified -> converted | lost.

@@ -243,9 +243,7 @@ class TicketConflict(ValueError):
 
 def _open_ticket_for(ticket_id: int, agent: str, uow: UnitOfWork) -> models.Ticket:
     """The ticket, locked until the transaction ends, if ``agent`` may act on it now."""
-    ticket = uow.session.get(models.Ticket, ticket_id, with_for_update=True)  # two claims: one wins
-    if ticket is None:
-        raise LookupError(f"ticket {ticket_id} does not exist")
+    ticket = _ticket(ticket_id, uow, for_update=True)  # two claims at once: one wins
     if ticket.status in (models.RESOLVED, models.CANCELLED):
         raise TicketConflict(f"ticket {ticket.reference} is {ticket.status} already")
     if ticket.status == models.CLAIMED and ticket.assignee != agent:
@@ -349,8 +347,8 @@ def waiting_handoff(conversation_id: int, uow: UnitOfWork) -> models.Ticket | No
         models.Ticket.status.in_((models.OPEN, models.CLAIMED))).order_by(models.Ticket.id.desc()))
 
 
-def _ticket(ticket_id: int, uow: UnitOfWork) -> models.Ticket:
-    ticket = uow.session.get(models.Ticket, ticket_id)
+def _ticket(ticket_id: int, uow: UnitOfWork, for_update: bool = False) -> models.Ticket:
+    ticket = uow.session.get(models.Ticket, ticket_id, with_for_update=for_update)
     if ticket is None:
         raise LookupError(f"ticket {ticket_id} does not exist")
     return ticket

@@ -7,7 +7,6 @@ call it. The views call the same store service functions as the console and the 
 """
 from __future__ import annotations
 
-from datetime import datetime
 from functools import wraps
 from types import SimpleNamespace
 from typing import Any, Callable
@@ -97,7 +96,7 @@ class TicketSchema(ma.Schema):
     csat_comment = ma.fields.String(allow_none=True)
 
     def _breached(self, ticket: Ticket) -> bool:
-        return _is_breached(ticket, utcnow())
+        return ticket.breached(utcnow())
 
 
 class TicketPageSchema(ma.Schema):
@@ -153,19 +152,6 @@ class ResolveSchema(ma.Schema):
     note = ma.fields.String(validate=ma.validate.Length(max=2000), allow_none=True)
 
 
-def _is_breached(ticket: Ticket, now: datetime) -> bool:
-    if ticket.status not in (models.OPEN, models.CLAIMED):
-        return False
-    first_due, resolution_due = (d.replace(tzinfo=now.tzinfo) if d.tzinfo is None else d
-                                 for d in (ticket.first_response_due, ticket.resolution_due))
-    return (ticket.first_response_at is None and first_due < now) or resolution_due < now
-
-
-def _breached_clause(now: datetime) -> Any:
-    return (Ticket.status.in_((models.OPEN, models.CLAIMED))
-            & or_((Ticket.first_response_at.is_(None)) & (Ticket.first_response_due < now), Ticket.resolution_due < now))
-
-
 def _ticket_or_404(reference: str, uow: Any) -> Ticket:
     ticket = uow.session.scalar(select(Ticket).filter_by(reference=reference))
     if ticket is None:
@@ -179,14 +165,13 @@ def _ticket_or_404(reference: str, uow: Any) -> Ticket:
 @blp.response(200, TicketPageSchema)
 def list_tickets(query: dict[str, Any]) -> dict[str, Any]:
     """Tickets sorted by due time (the first response's until it is made, then the resolution's)."""
-    now = utcnow()
     due = case((Ticket.first_response_at.is_(None), Ticket.first_response_due), else_=Ticket.resolution_due)
     statement = select(Ticket)
     for name in ("status", "priority", "assignee"):
         if name in query:
             statement = statement.where(getattr(Ticket, name) == query[name])
     if "breached" in query:
-        clause = _breached_clause(now)
+        clause = Ticket.breached(utcnow())
         statement = statement.where(clause if query["breached"] else ~clause)
     page = query["page"]
     with runtime_of(current_app).uow() as uow:
@@ -207,7 +192,7 @@ def get_ticket(reference: str) -> SimpleNamespace:
         trail = list(uow.session.scalars(select(AuditEntry).filter_by(target_type="ticket", target_id=reference)
                                          .order_by(AuditEntry.id)))
     return SimpleNamespace(**{column.key: getattr(ticket, column.key) for column in Ticket.__table__.columns},
-                           messages=messages, audit=trail)
+                           breached=ticket.breached, messages=messages, audit=trail)
 
 
 def _conflict_or_404(action: Callable[[Any, Ticket], Any], reference: str) -> Any:
@@ -249,16 +234,14 @@ def reply(body: dict[str, Any], reference: str) -> dict[str, Any]:
 def resolve(body: dict[str, Any], reference: str) -> Ticket:
     """Resolve the ticket; the customer is then asked for a 1-5 rating."""
     rt = runtime_of(current_app)
-    asked: list[int | None] = []
 
-    def resolve_and_ask(uow: Any, ticket: Ticket) -> Ticket:
+    def resolve_and_ask(uow: Any, ticket: Ticket) -> tuple[Ticket, int | None]:
         services.resolve_ticket(ticket.id, g.staff_name, uow, **body)
-        asked.append(services.ask_for_rating(ticket, rt.content, uow, rt.settings.conversation_ttl))
-        return ticket
+        return ticket, services.ask_for_rating(ticket, rt.content, uow, rt.settings.conversation_ttl)
 
-    ticket = _conflict_or_404(resolve_and_ask, reference)
-    if asked[0] is not None:
-        send_soon(rt, asked[0])
+    ticket, question = _conflict_or_404(resolve_and_ask, reference)
+    if question is not None:
+        send_soon(rt, question)
     return ticket
 
 

@@ -82,6 +82,21 @@ def test_queue_lists_tickets_by_due_time_with_filters(client, tokens, complaint)
     same = client.get(f"/api/v1/tickets?status=open&priority={priority}", headers=alice).json["items"]
     assert complaint in [t["reference"] for t in same] and {t["priority"] for t in same} == {priority}
     assert client.get("/api/v1/tickets?assignee=bob", headers=alice).json["items"] == []
+
+
+def test_a_ticket_past_its_first_response_due_is_breached(client, runtime, tokens, complaint) -> None:
+    from datetime import timedelta
+
+    with runtime.uow() as uow:
+        ticket = uow.session.scalar(select(Ticket).filter_by(reference=complaint))
+        ticket.first_response_due = models.utcnow() - timedelta(minutes=1)
+        uow.commit()
+    alice = auth(tokens["alice"])
+    [late] = client.get("/api/v1/tickets?breached=true", headers=alice).json["items"]  # the SQL rule
+    assert late["reference"] == complaint and late["breached"] is True  # the Python rule
+    assert client.get(f"/api/v1/tickets/{complaint}", headers=alice).json["breached"] is True
+    assert complaint not in [t["reference"] for t in
+                             client.get("/api/v1/tickets?breached=false", headers=alice).json["items"]]
     bad = client.get("/api/v1/tickets?status=lost", headers=alice)
     assert bad.status_code == 422 and "status" in bad.json["error"]["message"]
 
