@@ -34,10 +34,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     runtime_of(app).router  # the models and the FAQ index load now, not on a customer's message
 
     from web import api, health, webhooks
+    from web.extensions import csrf, init_extensions
 
-    app.register_blueprint(webhooks.blueprint(settings))
+    init_extensions(app, settings)
+    hooks = webhooks.blueprint(settings)
+    app.register_blueprint(hooks)
     app.register_blueprint(health.bp)
     api.init_api(app)
+    # Signed by the platform or carrying a bearer token: no browser session to forge requests with.
+    csrf.exempt(hooks)
+    csrf.exempt(api.blp)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
