@@ -95,12 +95,28 @@ class BotRules:
 
 
 @dataclass(frozen=True)
+class CannedReply:
+    """A ready-made answer the agent picks in the console (``canned_replies.yaml``)."""
+
+    id: str
+    titles: Mapping[str, str]  # lang -> what the agent sees
+    texts: Mapping[str, str]  # lang -> what the customer gets; may hold {reference}
+
+    def title(self, lang: str) -> str:
+        return self.titles.get(lang) or self.titles["zh"]
+
+    def text(self, lang: str, reference: str) -> str:
+        return (self.texts.get(lang) or self.texts["zh"]).replace("{reference}", reference)
+
+
+@dataclass(frozen=True)
 class BotContent:
     """Everything the bot says and decides by, loaded once per process."""
 
     texts: Mapping[str, Mapping[str, str]]  # lang -> reply name -> text
     faq: tuple[FaqEntry, ...]
     rules: BotRules
+    canned: tuple[CannedReply, ...] = ()  # the console's canned replies
 
     def say(self, name: str, lang: str = "zh", **values: Any) -> str:
         """The reply text ``name`` in ``lang`` (zh | en) with its ``{placeholders}`` filled."""
@@ -175,6 +191,23 @@ def load_faq(path: Path) -> tuple[FaqEntry, ...]:
     return tuple(entries)
 
 
+def load_canned(path: Path) -> tuple[CannedReply, ...]:
+    data = _mapping(path, "canned replies", _read_yaml(path))
+    replies, seen = [], set()
+    for number, entry in enumerate(data.get("replies") or [], start=1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not entry["id"] \
+                or entry["id"] in seen:
+            raise ConfigError(f"{path}: canned reply {number} needs a unique 'id'")
+        fields = {name: entry.get(name) for name in ("title", "title_en", "text", "text_en")}
+        if not all(isinstance(fields[name], str) and fields[name].strip() for name in ("title", "text")) or \
+                not all(value is None or isinstance(value, str) for value in fields.values()):
+            raise ConfigError(f"{path}: canned reply {number} ({entry['id']}) needs a 'title' and a 'text'")
+        seen.add(entry["id"])
+        replies.append(CannedReply(entry["id"], {"zh": fields["title"], "en": fields["title_en"] or fields["title"]},
+                                   {"zh": fields["text"].strip(), "en": (fields["text_en"] or fields["text"]).strip()}))
+    return tuple(replies)
+
+
 def load_rules(path: Path) -> BotRules:
     data = _mapping(path, "bot rules", _read_yaml(path))
     try:
@@ -244,7 +277,8 @@ _PARTICLES = "吧啊呀呢哦嘛啦了哈"
 
 
 def load_content(replies: Path = HERE / "replies.yaml", rules: Path = HERE / "bot.yaml",
-                 faq: Path = HERE / "faq.yaml", replies_en: Path = HERE / "replies_en.yaml") -> BotContent:
+                 faq: Path = HERE / "faq.yaml", replies_en: Path = HERE / "replies_en.yaml",
+                 canned: Path = HERE / "canned_replies.yaml") -> BotContent:
     """Load and validate the files; raise ``ConfigError`` naming the file (and line)."""
     texts = {"zh": load_replies(replies), "en": load_replies(replies_en)}
-    return BotContent(texts, load_faq(faq), load_rules(rules))
+    return BotContent(texts, load_faq(faq), load_rules(rules), load_canned(canned))

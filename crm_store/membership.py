@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, func, select, update
 from config.content import LevelRule
 from crm_store.models import (ChannelIdentity, Conversation, CustomerMerge, Lead, Member, PointsEntry, Ticket,
                               utcnow)
-from crm_store.services import next_reference
+from crm_store import services, staff
 from crm_store.uow import UnitOfWork
 
 # Which sign each kind of entry may carry; adjust may go either way.
@@ -124,7 +124,7 @@ def bind_member(customer_id: int, phone: str, uow: UnitOfWork) -> tuple[Member, 
 
 
 def _next_card_no(uow: UnitOfWork) -> str:
-    return next_reference("M", uow, digits=6).replace("-", "")
+    return services.next_reference("M", uow, digits=6).replace("-", "")
 
 
 # The rows that follow a customer when records merge. Messages are not listed: their key to
@@ -132,10 +132,15 @@ def _next_card_no(uow: UnitOfWork) -> str:
 _MOVABLE = {"identities": ChannelIdentity, "conversations": Conversation, "tickets": Ticket, "leads": Lead}
 
 
-def merge_customers(from_customer_id: int, into_customer_id: int, reason: str, uow: UnitOfWork) -> CustomerMerge:
-    """Move everything of ``from`` into ``into``, recording the moved ids so it can be undone."""
+def merge_customers(from_customer_id: int, into_customer_id: int, reason: str, uow: UnitOfWork,
+                    actor: str = "system") -> CustomerMerge:
+    """Move everything of ``from`` into ``into``, recording the moved ids so it can be undone;
+    audited, by the staff member who merged by hand or by ``system`` (a card bound, a lead)."""
     if from_customer_id == into_customer_id:
         raise ValueError("cannot merge a customer into itself")
+    for customer_id in (from_customer_id, into_customer_id):
+        if uow.customers.get(customer_id) is None:
+            raise LookupError(f"customer {customer_id} does not exist")
     moved = {}
     for name, model in _MOVABLE.items():
         ids = list(uow.session.scalars(select(model.id).filter_by(customer_id=from_customer_id)))
@@ -146,17 +151,25 @@ def merge_customers(from_customer_id: int, into_customer_id: int, reason: str, u
                           reason=reason)
     uow.session.add(merge)
     uow.flush()
+    staff.audit(actor, "merge", uow, "customer", into_customer_id, merge_id=merge.id,
+                from_customer_id=from_customer_id, reason=reason)
     return merge
 
 
-def unmerge(merge_id: int, uow: UnitOfWork) -> None:
-    """Undo a merge: the recorded rows go back to the original customer."""
+def unmerge(merge_id: int, uow: UnitOfWork, actor: str = "system") -> CustomerMerge:
+    """Undo a merge: the recorded rows go back to the original customer. ``LookupError`` for an
+    unknown merge, ``ValueError`` for one undone already."""
     merge = uow.session.get(CustomerMerge, merge_id)
-    if merge is None or merge.reverted_at is not None:
-        raise ValueError(f"merge {merge_id} does not exist or was already undone")
+    if merge is None:
+        raise LookupError(f"merge {merge_id} does not exist")
+    if merge.reverted_at is not None:
+        raise ValueError(f"merge {merge_id} was undone already")
     for name, model in _MOVABLE.items():
         ids = merge.moved.get(name) or []
         if ids:
             uow.session.execute(update(model).where(model.id.in_(ids)).values(customer_id=merge.from_customer_id))
     merge.reverted_at = utcnow()
     uow.flush()
+    staff.audit(actor, "unmerge", uow, "customer", merge.from_customer_id, merge_id=merge.id,
+                into_customer_id=merge.into_customer_id)
+    return merge

@@ -202,6 +202,17 @@ class Ticket(Base):
             cls.first_response_at.is_(None) & (cls.first_response_due < now), cls.resolution_due < now)
 
 
+class TicketNote(Base):
+    """An internal note on a ticket: staff only, never sent to the customer."""
+
+    __tablename__ = "ticket_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 # Lead pipeline: new -> contacted -> qualified -> converted | lost.
 LEAD_STATUSES = ("new", "contacted", "qualified", "converted", "lost")
 
@@ -250,6 +261,7 @@ class ReferenceCounter(Base):
 # log and service KPIs; marketers see mentions, leads and fan KPIs; admins manage users and tokens.
 AGENT, SUPERVISOR, MARKETER, ADMIN = "agent", "supervisor", "marketer", "admin"
 ROLES = (AGENT, SUPERVISOR, MARKETER, ADMIN)
+TICKET_ROLES = (AGENT, SUPERVISOR, ADMIN)  # marketers do not work tickets
 
 
 class StaffUser(Base):

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from channels import base
 from config.content import BotContent
 from channels.base import InboundMessage
-from crm_store import models, staff
+from crm_store import membership, models, staff
 from crm_store.models import ChannelIdentity, Conversation, Customer, Message, utcnow
 from crm_store.uow import UnitOfWork
 
@@ -261,15 +261,63 @@ def claim_ticket(ticket_id: int, agent: str, uow: UnitOfWork) -> models.Ticket:
 
 
 def resolve_ticket(ticket_id: int, agent: str, uow: UnitOfWork, *, complaint_level: str | None = None,
-                   compensation: str | None = None, note: str | None = None) -> models.Ticket:
-    """Close a ticket; complaint level and compensation (coupon, points) are recorded here."""
+                   compensation: str | None = None, compensation_points: int = 0, category: str | None = None,
+                   note: str | None = None) -> models.Ticket:
+    """Close a ticket with its complaint level, compensation and (corrected) category.
+
+    Compensation in points is credited through the member's ledger, once per ticket (its
+    idempotency key), in the same transaction: ``ValueError`` when the customer has no card."""
     ticket = _open_ticket_for(ticket_id, agent, uow)
+    if compensation_points:
+        if compensation_points < 0:
+            raise ValueError("compensation points are a positive number")
+        member_id = membership.member_id_of(ticket.customer_id, uow)
+        if member_id is None:
+            raise ValueError("the customer has no membership card to credit points to")
+        membership.add_points(member_id, "adjust", compensation_points, f"compensation for {ticket.reference}",
+                              f"ticket:{ticket.reference}:compensation", uow)
+        compensation = "; ".join(filter(None, (compensation, f"{compensation_points} points")))
     ticket.status, ticket.resolved_at = models.RESOLVED, utcnow()
     ticket.assignee = ticket.assignee or agent
     ticket.complaint_level, ticket.compensation = complaint_level, compensation
+    ticket.category = category or ticket.category
     staff.audit(agent, "resolve", uow, "ticket", ticket.reference, complaint_level=complaint_level,
-                compensation=compensation, note=note)
+                compensation=compensation, category=ticket.category, note=note)
     return ticket
+
+
+def assign_ticket(ticket_id: int, assignee: str, actor: str, uow: UnitOfWork, *, reassign: bool = False
+                  ) -> models.Ticket:
+    """Give the ticket to ``assignee``, a staff user who works tickets.
+
+    The agent who holds it may transfer it; a ticket another agent holds moves only with
+    ``reassign`` (a supervisor's right, checked by the caller), else ``TicketConflict``."""
+    ticket = _ticket(ticket_id, uow, for_update=True)
+    if ticket.status in (models.RESOLVED, models.CANCELLED):
+        raise TicketConflict(f"ticket {ticket.reference} is {ticket.status} already")
+    if ticket.status == models.CLAIMED and ticket.assignee not in (actor, assignee) and not reassign:
+        raise TicketConflict(f"ticket {ticket.reference} is held by {ticket.assignee}")
+    to = uow.session.scalar(select(models.StaffUser).filter_by(name=assignee, active=True))
+    if to is None or to.role not in models.TICKET_ROLES:
+        raise ValueError(f"{assignee!r} is not a staff member who works tickets")
+    if ticket.assignee != assignee:
+        action = "transfer" if ticket.assignee == actor else "assign"
+        staff.audit(actor, action, uow, "ticket", ticket.reference, assignee=assignee, previous=ticket.assignee)
+        ticket.status, ticket.assignee = models.CLAIMED, assignee
+    return ticket
+
+
+def add_note(ticket_id: int, author: str, text: str, uow: UnitOfWork) -> models.TicketNote:
+    """An internal note on the ticket, for staff only."""
+    text = text.strip()
+    if not text:
+        raise ValueError("a note needs some text")
+    ticket = _ticket(ticket_id, uow)
+    note = models.TicketNote(ticket_id=ticket.id, author=author, text=text)
+    uow.session.add(note)
+    uow.flush()
+    staff.audit(author, "note", uow, "ticket", ticket.reference, note_id=note.id)
+    return note
 
 
 def reply_to_ticket(ticket_id: int, agent: str, text: str, uow: UnitOfWork) -> int:

@@ -14,17 +14,20 @@ from typing import Any, Callable
 import marshmallow as ma
 from flask import Flask, current_app, g, request, url_for
 from flask_smorest import Api, Blueprint, abort
-from sqlalchemy import case, or_, select
+from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from config.logs import mask_phones
 from crm_store import membership, models, services, staff
-from crm_store.models import AuditEntry, Message, Ticket, utcnow
+from crm_store.models import Message, Ticket, utcnow
+from web import queries
 from web.context import runtime_of
+from web.queries import PAGE_SIZE
 from workers.jobs import send_soon
 
-TICKET_ROLES = (models.AGENT, models.SUPERVISOR, models.ADMIN)  # marketers do not work tickets
-PAGE_SIZE = 50
+TICKET_ROLES = models.TICKET_ROLES
+REASSIGN_ROLES = (models.SUPERVISOR, models.ADMIN)  # move a ticket another agent holds
+AUDIT_ROLES = (models.SUPERVISOR, models.ADMIN)
 
 blp = Blueprint("api", __name__, url_prefix="/api/v1", description="The escalation queue, customers and leads")
 
@@ -117,13 +120,25 @@ class MessageSchema(ma.Schema):
 
 class AuditSchema(ma.Schema):
     actor = ma.fields.String()
+    target_type = ma.fields.String(allow_none=True)
+    target_id = ma.fields.String(allow_none=True)
     action = ma.fields.String()
     detail = ma.fields.Dict()
     at = ma.fields.DateTime()
 
 
+class NoteSchema(ma.Schema):
+    id = ma.fields.Integer()
+    author = ma.fields.String()
+    text = ma.fields.String()
+    created_at = ma.fields.DateTime()
+
+
 class TicketDetailSchema(TicketSchema):
+    channel = ma.fields.String(allow_none=True)
+    reply_window_closes_at = ma.fields.DateTime(allow_none=True)
     messages = ma.fields.List(ma.fields.Nested(MessageSchema))
+    notes = ma.fields.List(ma.fields.Nested(NoteSchema))
     audit = ma.fields.List(ma.fields.Nested(AuditSchema))
 
 
@@ -132,6 +147,9 @@ class TicketQuerySchema(ma.Schema):
                                                           models.CANCELLED)))
     priority = ma.fields.String(validate=ma.validate.OneOf(("P1", "P2", "P3", "P4")))
     assignee = ma.fields.String()
+    unassigned = ma.fields.Boolean()
+    category = ma.fields.String()
+    channel = ma.fields.String()
     breached = ma.fields.Boolean()
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
 
@@ -145,15 +163,27 @@ class QueuedSchema(ma.Schema):
     delivery = ma.fields.String()
 
 
+COMPLAINT_LEVELS = ("none", "minor", "major", "critical")
+
+
 class ResolveSchema(ma.Schema):
-    complaint_level = ma.fields.String(validate=ma.validate.OneOf(("none", "minor", "major", "critical")),
-                                       allow_none=True)
+    complaint_level = ma.fields.String(validate=ma.validate.OneOf(COMPLAINT_LEVELS), allow_none=True)
     compensation = ma.fields.String(validate=ma.validate.Length(max=200), allow_none=True)
+    compensation_points = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0, max=100_000))
+    category = ma.fields.String(validate=ma.validate.Length(min=1, max=32), allow_none=True)
     note = ma.fields.String(validate=ma.validate.Length(max=2000), allow_none=True)
 
 
+class AssignSchema(ma.Schema):
+    assignee = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+
+
+class NoteInSchema(ma.Schema):
+    text = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000))
+
+
 def _ticket_or_404(reference: str, uow: Any) -> Ticket:
-    ticket = uow.session.scalar(select(Ticket).filter_by(reference=reference))
+    ticket = queries.ticket_by_reference(reference, uow)
     if ticket is None:
         abort(404, message=f"no ticket {reference}")
     return ticket
@@ -164,19 +194,11 @@ def _ticket_or_404(reference: str, uow: Any) -> Ticket:
 @blp.arguments(TicketQuerySchema, location="query")
 @blp.response(200, TicketPageSchema)
 def list_tickets(query: dict[str, Any]) -> dict[str, Any]:
-    """Tickets sorted by due time (the first response's until it is made, then the resolution's)."""
-    due = case((Ticket.first_response_at.is_(None), Ticket.first_response_due), else_=Ticket.resolution_due)
-    statement = select(Ticket)
-    for name in ("status", "priority", "assignee"):
-        if name in query:
-            statement = statement.where(getattr(Ticket, name) == query[name])
-    if "breached" in query:
-        clause = Ticket.breached(utcnow())
-        statement = statement.where(clause if query["breached"] else ~clause)
-    page = query["page"]
+    """Tickets sorted by due time (the first response's until it is made, then the resolution's),
+    then priority."""
+    page = query.pop("page")
     with runtime_of(current_app).uow() as uow:
-        rows = list(uow.session.scalars(statement.order_by(due, Ticket.priority, Ticket.id)
-                                        .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
+        rows = queries.ticket_queue(uow, queries.QueueFilter(**query), page)
     return _page(rows, page, "api.list_tickets")
 
 
@@ -184,25 +206,27 @@ def list_tickets(query: dict[str, Any]) -> dict[str, Any]:
 @roles(*TICKET_ROLES)
 @blp.response(200, TicketDetailSchema)
 def get_ticket(reference: str) -> SimpleNamespace:
-    """A ticket with its conversation's messages, the customer's rating and the audit trail."""
+    """A ticket with its customer's messages on every channel, the customer's rating, internal
+    notes and the audit trail."""
     with runtime_of(current_app).uow() as uow:
-        ticket = _ticket_or_404(reference, uow)
-        messages = [] if ticket.conversation_id is None else list(uow.session.scalars(
-            select(Message).filter_by(conversation_id=ticket.conversation_id).order_by(Message.id)))
-        trail = list(uow.session.scalars(select(AuditEntry).filter_by(target_type="ticket", target_id=reference)
-                                         .order_by(AuditEntry.id)))
+        view = queries.ticket_view(_ticket_or_404(reference, uow), uow)
+    ticket = view.ticket
     return SimpleNamespace(**{column.key: getattr(ticket, column.key) for column in Ticket.__table__.columns},
-                           breached=ticket.breached, messages=messages, audit=trail)
+                           breached=ticket.breached, channel=view.channel, messages=view.messages,
+                           notes=view.notes, audit=view.audit, reply_window_closes_at=view.window_closes_at)
 
 
 def _conflict_or_404(action: Callable[[Any, Ticket], Any], reference: str) -> Any:
-    """Run ``action(uow, ticket)`` and commit; a closed or held ticket is a 409."""
+    """Run ``action(uow, ticket)`` and commit; a closed or held ticket is a 409, a request the
+    store refuses (no card to credit, no such agent) a 400."""
     with runtime_of(current_app).uow() as uow:
         ticket = _ticket_or_404(reference, uow)
         try:
             result = action(uow, ticket)
         except services.TicketConflict as exc:
             abort(409, message=str(exc))
+        except (ValueError, LookupError) as exc:
+            abort(400, message=str(exc))
         uow.commit()
     return result
 
@@ -235,14 +259,37 @@ def resolve(body: dict[str, Any], reference: str) -> Ticket:
     """Resolve the ticket; the customer is then asked for a 1-5 rating."""
     rt = runtime_of(current_app)
 
-    def resolve_and_ask(uow: Any, ticket: Ticket) -> tuple[Ticket, int | None]:
-        services.resolve_ticket(ticket.id, g.staff_name, uow, **body)
-        return ticket, services.ask_for_rating(ticket, rt.content, uow, rt.settings.conversation_ttl)
+    return _conflict_or_404(lambda uow, ticket: resolve_and_ask(rt, ticket, g.staff_name, body, uow), reference)
 
-    ticket, question = _conflict_or_404(resolve_and_ask, reference)
+
+def resolve_and_ask(rt: Any, ticket: Ticket, agent: str, fields: dict[str, Any], uow: Any) -> Ticket:
+    """Resolve the ticket and, once that has committed, send the customer the rating question:
+    the one way the console and the API close a ticket."""
+    services.resolve_ticket(ticket.id, agent, uow, **fields)
+    question = services.ask_for_rating(ticket, rt.content, uow, rt.settings.conversation_ttl)
     if question is not None:
-        send_soon(rt, question)
+        uow.after_commit(lambda: send_soon(rt, question))
     return ticket
+
+
+@blp.route("/tickets/<reference>/assign", methods=["POST"])
+@roles(*TICKET_ROLES)
+@blp.arguments(AssignSchema)
+@blp.response(200, TicketSchema)
+def assign(body: dict[str, Any], reference: str) -> Ticket:
+    """Give the ticket to another agent: its holder transfers it; a supervisor reassigns any."""
+    return _conflict_or_404(lambda uow, ticket: services.assign_ticket(
+        ticket.id, body["assignee"], g.staff_name, uow, reassign=g.staff_role in REASSIGN_ROLES), reference)
+
+
+@blp.route("/tickets/<reference>/notes", methods=["POST"])
+@roles(*TICKET_ROLES)
+@blp.arguments(NoteInSchema)
+@blp.response(201, NoteSchema)
+def add_note(body: dict[str, Any], reference: str) -> models.TicketNote:
+    """An internal note on the ticket (never sent to the customer)."""
+    return _conflict_or_404(lambda uow, ticket: services.add_note(ticket.id, g.staff_name, body["text"], uow),
+                            reference)
 
 
 # --- customers, conversations, members, leads ------------------------------------------------
@@ -297,12 +344,35 @@ class CustomerPageSchema(ma.Schema):
     next = ma.fields.String(allow_none=True)
 
 
+class MoodSchema(ma.Schema):
+    message_id = ma.fields.Integer()
+    at = ma.fields.DateTime()
+    label = ma.fields.String()
+    score = ma.fields.Float()
+
+
+class MergeSchema(ma.Schema):
+    id = ma.fields.Integer()
+    from_customer_id = ma.fields.Integer()
+    into_customer_id = ma.fields.Integer()
+    reason = ma.fields.String()
+    created_at = ma.fields.DateTime()
+    reverted_at = ma.fields.DateTime(allow_none=True)
+
+
 class CustomerDetailSchema(CustomerSchema):
     identities = ma.fields.List(ma.fields.Nested(IdentitySchema))
     member = ma.fields.Nested(MemberSchema, allow_none=True)
     tickets = ma.fields.List(ma.fields.Nested(TicketSchema))
     leads = ma.fields.List(ma.fields.Nested(LeadSchema))
     recent_messages = ma.fields.List(ma.fields.Nested(MessageSchema))
+    sentiment = ma.fields.List(ma.fields.Nested(MoodSchema))
+    merges = ma.fields.List(ma.fields.Nested(MergeSchema))
+
+
+class MergeInSchema(ma.Schema):
+    into = ma.fields.Integer(required=True)
+    reason = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
 
 
 class CustomerQuerySchema(ma.Schema):
@@ -352,16 +422,8 @@ def _page(rows: list[Any], page: int, endpoint: str) -> dict[str, Any]:
 @blp.response(200, CustomerPageSchema)
 def find_customers(query: dict[str, Any]) -> dict[str, Any]:
     """Customers by name, phone, channel id (openid) or membership card number."""
-    q = query["q"].strip()
-    like = f"%{q}%"
     with runtime_of(current_app).uow() as uow:
-        rows = list(uow.session.scalars(
-            select(models.Customer).where(or_(
-                models.Customer.display_name.like(like), models.Customer.phone == q,
-                models.Customer.id.in_(select(models.ChannelIdentity.customer_id).filter_by(external_id=q)),
-                models.Customer.id.in_(select(models.Member.customer_id).where(
-                    or_(models.Member.card_no == q, models.Member.phone == q))))).order_by(models.Customer.id)
-            .limit(PAGE_SIZE + 1)))
+        rows = queries.find_customers(query["q"], uow)
     return _page(rows, 1, "api.find_customers")
 
 
@@ -369,26 +431,52 @@ def find_customers(query: dict[str, Any]) -> dict[str, Any]:
 @roles(*CUSTOMER_ROLES)
 @blp.response(200, CustomerDetailSchema)
 def get_customer(customer_id: int) -> SimpleNamespace:
-    """The 360° view: identities on every channel, membership, tickets, leads, recent messages."""
+    """The 360° view: identities on every channel, membership, tickets, leads, recent messages
+    and their sentiment, merges."""
     rt = runtime_of(current_app)
     with rt.uow() as uow:
-        customer = uow.session.get(models.Customer, customer_id)
-        if customer is None:
+        view = queries.customer_view(customer_id, uow, rt.content.rules.levels)
+        if view is None:
             abort(404, message=f"no customer {customer_id}")
-        member = membership.member_of(customer_id, uow)
-        member_view = None if member is None else SimpleNamespace(
-            id=member.id, card_no=member.card_no, balance=membership.balance(member.id, uow),
-            level=membership.level(member.id, rt.content.rules.levels, uow).name)
-        return SimpleNamespace(
-            id=customer.id, display_name=customer.display_name, phone=customer.phone,
-            created_at=customer.created_at, member=member_view,
-            identities=list(uow.session.scalars(select(models.ChannelIdentity).filter_by(customer_id=customer_id))),
-            tickets=list(uow.session.scalars(select(Ticket).filter_by(customer_id=customer_id)
-                                             .order_by(Ticket.id.desc()))),
-            leads=list(uow.session.scalars(select(models.Lead).filter_by(customer_id=customer_id)
-                                           .order_by(models.Lead.id.desc()))),
-            recent_messages=list(reversed(list(uow.session.scalars(
-                select(Message).filter_by(customer_id=customer_id).order_by(Message.id.desc()).limit(50))))))
+        return SimpleNamespace(id=view.customer.id, display_name=view.customer.display_name,
+                               phone=view.customer.phone, created_at=view.customer.created_at,
+                               **{name: getattr(view, name) for name in (
+                                   "member", "identities", "tickets", "leads", "recent_messages", "sentiment",
+                                   "merges")})
+
+
+@blp.route("/customers/<int:customer_id>/merge", methods=["POST"])
+@roles(*CUSTOMER_ROLES)
+@blp.arguments(MergeInSchema)
+@blp.response(201, MergeSchema)
+def merge_customer(body: dict[str, Any], customer_id: int) -> models.CustomerMerge:
+    """Merge this customer into another (``into``): one person found on two records. Audited;
+    undone with ``POST /merges/{id}/undo``."""
+    with runtime_of(current_app).uow() as uow:
+        try:
+            merge = membership.merge_customers(customer_id, body["into"], body["reason"], uow, actor=g.staff_name)
+        except LookupError as exc:
+            abort(404, message=str(exc))
+        except ValueError as exc:
+            abort(400, message=str(exc))
+        uow.commit()
+        return merge
+
+
+@blp.route("/merges/<int:merge_id>/undo", methods=["POST"])
+@roles(*CUSTOMER_ROLES)
+@blp.response(200, MergeSchema)
+def undo_merge(merge_id: int) -> models.CustomerMerge:
+    """Undo a merge: what it moved goes back to the first customer (409 if undone already)."""
+    with runtime_of(current_app).uow() as uow:
+        try:
+            merge = membership.unmerge(merge_id, uow, actor=g.staff_name)
+        except LookupError as exc:
+            abort(404, message=str(exc))
+        except ValueError as exc:
+            abort(409, message=str(exc))
+        uow.commit()
+        return merge
 
 
 @blp.route("/conversations/<int:conversation_id>/messages")
@@ -399,8 +487,7 @@ def conversation_messages(conversation_id: int) -> list[Message]:
     with runtime_of(current_app).uow() as uow:
         if uow.session.get(models.Conversation, conversation_id) is None:
             abort(404, message=f"no conversation {conversation_id}")
-        return list(uow.session.scalars(select(Message).filter_by(conversation_id=conversation_id)
-                                        .order_by(Message.id)))
+        return queries.conversation_messages(conversation_id, uow)
 
 
 @blp.route("/members/<int:member_id>/points")
@@ -448,3 +535,24 @@ def update_lead(body: dict[str, Any], lead_id: int) -> models.Lead:
         staff.audit(g.staff_name, "lead.status", uow, "lead", lead_id, status=body["status"])
         uow.commit()
         return lead
+
+
+class AuditQuerySchema(ma.Schema):
+    actor = ma.fields.String()
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
+
+
+class AuditPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(AuditSchema))
+    next = ma.fields.String(allow_none=True)
+
+
+@blp.route("/audit")
+@roles(*AUDIT_ROLES)
+@blp.arguments(AuditQuerySchema, location="query")
+@blp.response(200, AuditPageSchema)
+def audit_log(query: dict[str, Any]) -> dict[str, Any]:
+    """The staff audit log, newest first: who did what to which record, and when."""
+    with runtime_of(current_app).uow() as uow:
+        rows = queries.audit_trail(uow, actor=query.get("actor"), page=query["page"])
+    return _page(rows, query["page"], "api.audit_log")
