@@ -9,7 +9,8 @@ from sqlalchemy import bindparam, func, select, update
 from config.content import LevelRule
 from crm_store.models import (ChannelIdentity, Conversation, CustomerMerge, Lead, Member, PointsEntry, Ticket,
                               utcnow)
-from crm_store import services, staff
+from crm_store import staff
+from crm_store.references import next_reference
 from crm_store.uow import UnitOfWork
 
 # Which sign each kind of entry may carry; adjust may go either way.
@@ -124,7 +125,7 @@ def bind_member(customer_id: int, phone: str, uow: UnitOfWork) -> tuple[Member, 
 
 
 def _next_card_no(uow: UnitOfWork) -> str:
-    return services.next_reference("M", uow, digits=6).replace("-", "")
+    return next_reference("M", uow, digits=6).replace("-", "")
 
 
 # The rows that follow a customer when records merge. Messages are not listed: their key to

@@ -5,21 +5,19 @@ They take a unit of work and never commit; the caller decides the transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from sqlalchemy import DateTime, Insert, String, Table, bindparam, case, func, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from channels import base
 from config.content import BotContent
 from channels.base import InboundMessage
 from crm_store import membership, models, staff
+from crm_store.references import SHANGHAI, next_reference  # noqa: F401 - SHANGHAI is used by callers
 from crm_store.models import ChannelIdentity, Conversation, Customer, Message, utcnow
 from crm_store.uow import UnitOfWork
 
-# References and report days follow the brand's clock (China Standard Time, no DST).
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
 @dataclass(frozen=True)
@@ -43,12 +41,6 @@ class ReplayedPush(Exception):
 def scoped_dedupe_key(msg: InboundMessage) -> str:
     """The store-wide unique key: platform dedupe keys are only unique per channel account."""
     return f"{msg.channel}:{msg.account}:{msg.dedupe_key}"
-
-
-def _insert(uow: UnitOfWork, model: type):  # type: ignore[no-untyped-def]
-    """An INSERT that knows ON CONFLICT, for the store's dialect (SQLite or PostgreSQL)."""
-    dialect = postgresql if uow.connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(model)
 
 
 # The hot path's statements: built once on the tables with bound parameters, so SQLAlchemy
@@ -207,21 +199,6 @@ def record_passive_reply(recorded: RecordedInbound, text: str, uow: UnitOfWork) 
     message gets it again)."""
     return record_outbound(recorded.conversation_id, text, uow, reply_to=recorded.message_id,
                            delivery=models.PASSIVE, customer_id=recorded.customer_id)
-
-
-def next_reference(prefix: str, uow: UnitOfWork, digits: int = 4) -> str:
-    """The next human-readable reference of the day, e.g. ``T20261123-0042``.
-
-    One counter row per prefix and day, bumped with an upsert, so concurrent processes never
-    hand out the same number (the row lock lasts until the transaction commits).
-    """
-    key = f"{prefix}{utcnow().astimezone(SHANGHAI):%Y%m%d}"
-    statement = _insert(uow, models.ReferenceCounter).values(prefix_day=key, last=1)
-    statement = statement.on_conflict_do_update(index_elements=["prefix_day"],
-                                                set_={"last": models.ReferenceCounter.last + 1})
-    uow.session.execute(statement)
-    number = uow.session.scalar(select(models.ReferenceCounter.last).filter_by(prefix_day=key))
-    return f"{key}-{number:0{digits}d}"
 
 
 def open_ticket(customer_id: int, conversation_id: int | None, uow: UnitOfWork, *, source: str, category: str,
@@ -438,11 +415,13 @@ def capture_lead(customer_id: int, uow: UnitOfWork, *, name: str, phone: str, in
     return lead, True
 
 
-def set_lead_status(lead_id: int, status: str, uow: UnitOfWork) -> models.Lead:
+def set_lead_status(lead_id: int, status: str, uow: UnitOfWork, actor: str = "system") -> models.Lead:
+    """Move a lead along its pipeline; audited."""
     if status not in models.LEAD_STATUSES:
         raise ValueError(f"lead status must be one of {', '.join(models.LEAD_STATUSES)}")
     lead = uow.session.get(models.Lead, lead_id)
     if lead is None:
         raise LookupError(f"lead {lead_id} does not exist")
     lead.status, lead.updated_at = status, utcnow()
+    staff.audit(actor, "lead.status", uow, "lead", lead_id, status=status)
     return lead

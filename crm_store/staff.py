@@ -87,3 +87,30 @@ def revoke_token(token_id: int, uow: UnitOfWork, actor: str) -> None:
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         audit(actor, "token.revoke", uow, "api_token", token_id)
+
+
+def set_role(user_id: int, role: str, uow: UnitOfWork, actor: str) -> StaffUser:
+    """Change a user's role; audited."""
+    if role not in models.ROLES:
+        raise ValueError(f"role must be one of {', '.join(models.ROLES)}")
+    user = _user(user_id, uow)
+    if user.role != role:
+        audit(actor, "user.role", uow, "staff_user", user.id, name=user.name, role=role, previous=user.role)
+        user.role = role
+    return user
+
+
+def set_active(user_id: int, active: bool, uow: UnitOfWork, actor: str) -> StaffUser:
+    """Let a user sign in again, or stop them (their session and tokens stop working at once)."""
+    user = _user(user_id, uow)
+    if user.active != active:
+        audit(actor, "user.activate" if active else "user.deactivate", uow, "staff_user", user.id, name=user.name)
+        user.active = active
+    return user
+
+
+def _user(user_id: int, uow: UnitOfWork) -> StaffUser:
+    user = uow.session.get(StaffUser, user_id)
+    if user is None:
+        raise LookupError(f"no user {user_id}")
+    return user

@@ -529,10 +529,9 @@ def update_lead(body: dict[str, Any], lead_id: int) -> models.Lead:
     """Move a lead along its pipeline (new, contacted, qualified, converted, lost)."""
     with runtime_of(current_app).uow() as uow:
         try:
-            lead = services.set_lead_status(lead_id, body["status"], uow)
+            lead = services.set_lead_status(lead_id, body["status"], uow, actor=g.staff_name)
         except LookupError as exc:
             abort(404, message=str(exc))
-        staff.audit(g.staff_name, "lead.status", uow, "lead", lead_id, status=body["status"])
         uow.commit()
         return lead
 

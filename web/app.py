@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Request, jsonify, request
+from flask import Flask, Request, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
@@ -34,6 +34,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     runtime_of(app).router  # the models and the FAQ index load now, not on a customer's message
 
     from web import api, health, webhooks
+    from web.console import init_console
     from web.extensions import csrf, init_extensions
 
     init_extensions(app, settings)
@@ -42,6 +43,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     app.register_blueprint(health.bp)
     api.init_api(app)
     # Signed by the platform or carrying a bearer token: no browser session to forge requests with.
+    init_console(app)
     csrf.exempt(hooks)
     csrf.exempt(api.blp)
 
@@ -50,6 +52,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
         if request.path.startswith("/api/"):
             return api.error_response(exc)
         return jsonify(error=exc.name, detail=exc.description), exc.code
+        if request.path.startswith("/console"):  # a page for a person, in the console's frame
+            return render_template("console/error.html", code=exc.code, title=exc.name,
+                                   message=exc.description), exc.code
 
     @app.errorhandler(OperationalError)
     def store_unavailable(exc: OperationalError):  # type: ignore[no-untyped-def]

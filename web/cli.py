@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
 import signal
 import subprocess
 import sys
@@ -207,6 +208,21 @@ def scheduler() -> None:
             embedded.stop()
 
 
+def _first_admin(settings: Settings) -> str:
+    """On a store with no staff yet, an admin with a generated password; how to sign in."""
+    from sqlalchemy import select
+
+    from crm_store import models, staff
+
+    with _store_uow(settings) as uow:
+        if uow.session.scalar(select(models.StaffUser.id).limit(1)) is not None:
+            return "(sign in with your staff account; add one: crmbot user create NAME --role admin)"
+        password = secrets.token_urlsafe(12)
+        staff.create_user("admin", models.ADMIN, password, uow)
+        uow.commit()
+    return f"(first start: user admin, password {password} - add your team as admin, then keep it safe)"
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -217,6 +233,7 @@ def run(host: str, port: int) -> None:
 
     settings, embedded = with_embedded_redis(_settings())
     upgrade(settings.database_url)
+    login = _first_admin(settings)
     env = {**os.environ, "CRMBOT_REDIS_URL": settings.redis_url or ""}
     me = [sys.executable, "-m", "web.cli"]
     children = [
@@ -225,6 +242,7 @@ def run(host: str, port: int) -> None:
         subprocess.Popen([*me, "scheduler"], env=env),
     ]
     click.echo(f"\ncrmbot is running at http://{host}:{port}/\n"
+               f"  staff console: http://{host}:{port}/console/login {login}\n"
                f"  WeChat webhook: http://{host}:{port}/webhooks/wechat (token: CRMBOT_WECHAT_TOKEN)\n"
                f"  store: {settings.database_url}\n  redis: {settings.redis_url}\n"
                f"  talk to it as a WeChat user: crmbot chat --url http://{host}:{port}/webhooks/wechat\n"

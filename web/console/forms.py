@@ -1,0 +1,59 @@
+"""The console's forms (Flask-WTF): each carries its CSRF token and validates its fields."""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from crm_store import models
+
+
+class LoginForm(FlaskForm):
+    name = StringField(_l("User name"), validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something (claim, undo, revoke, sign out): only the CSRF token."""
+
+
+class ReplyForm(FlaskForm):
+    text = TextAreaField(_l("Reply to the customer"), validators=[DataRequired(), Length(max=2000)])
+
+
+class NoteForm(FlaskForm):
+    text = TextAreaField(_l("Internal note"), validators=[DataRequired(), Length(max=2000)])
+
+
+class AssignForm(FlaskForm):
+    assignee = SelectField(_l("Assign to"), validators=[DataRequired()], choices=[])
+
+
+class ResolveForm(FlaskForm):
+    complaint_level = SelectField(_l("Complaint level"), choices=[
+        ("none", _l("none")), ("minor", _l("minor")), ("major", _l("major")), ("critical", _l("critical"))])
+    category = SelectField(_l("Category"), choices=[])
+    compensation = StringField(_l("Coupon or other compensation"), validators=[Optional(), Length(max=200)])
+    compensation_points = IntegerField(_l("Points to credit"), default=0,
+                                       validators=[Optional(), NumberRange(min=0, max=100_000)])
+    note = TextAreaField(_l("Resolution note"), validators=[Optional(), Length(max=2000)])
+
+
+class MergeForm(FlaskForm):
+    into = IntegerField(_l("Merge into customer no."), validators=[InputRequired(), NumberRange(min=1)])
+    reason = StringField(_l("Why they are one person"), validators=[DataRequired(), Length(max=200)])
+
+
+class UserForm(FlaskForm):
+    name = StringField(_l("User name"), validators=[DataRequired(), Length(max=64)])
+    role = SelectField(_l("Role"), choices=[(role, role) for role in models.ROLES])
+    password = PasswordField(_l("Password (at least 10 characters)"), validators=[DataRequired(), Length(min=10, max=200)])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField(_l("Role"), choices=[(role, role) for role in models.ROLES])
+
+
+class LeadStatusForm(FlaskForm):
+    status = SelectField(_l("Status"), choices=[(status, status) for status in models.LEAD_STATUSES])
