@@ -12,6 +12,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
+from channels import webchat
 from channels.base import QuotaExceeded, RecipientUnreachable, SendFailed, SendOutcomeUnknown
 from crm_store import models, outbox, services
 from workers.runtime import Runtime
@@ -94,7 +95,7 @@ _STATES: dict[type, str] = {RecipientUnreachable: models.UNREACHABLE, QuotaExcee
 
 
 def sender_for(rt: Runtime, channel: str):  # type: ignore[no-untyped-def]
-    senders = {"wechat": lambda: rt.wechat_sender}
+    senders = {"wechat": lambda: rt.wechat_sender, webchat.NAME: webchat.WebChatSender}
     if channel not in senders:
         raise SendFailed(f"no sender for channel {channel!r}")
     return senders[channel]()
