@@ -40,13 +40,16 @@ def create_user() -> Response | tuple[str, int]:
     if not form.validate_on_submit():
         flash(_("Please correct the form."), "error")
         return _users_page(form, status=400)
+    refused = None
     with runtime_of(current_app).uow() as uow:
         try:
             staff.create_user(form.name.data, form.role.data, form.password.data, uow, actor=current_user.name)
+            uow.commit()
         except ValueError as exc:
-            flash(str(exc), "error")
-            return _users_page(form, status=400)
-        uow.commit()
+            refused = str(exc)
+    if refused is not None:  # shown after the transaction is over
+        flash(refused, "error")
+        return _users_page(form, status=400)
     flash(_("User created."), "ok")
     return redirect(url_for(".users"))
 

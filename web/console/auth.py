@@ -42,7 +42,10 @@ def login() -> Response | str | tuple[str, int]:
             uow.commit()
             member = StaffMember(user) if user else None
         if member is not None:
-            session.clear()  # a new session id on login (fixation)
+            lang = session.get("lang")
+            session.clear()  # nothing from before the login carries over (fixation), but the language
+            if lang:
+                session["lang"] = lang
             login_user(member)
             return redirect(_safe_next() or home_for(member.role))
         flash(_("Wrong user name or password."), "error")

@@ -53,14 +53,17 @@ def merge(customer_id: int) -> Response | tuple[str, int]:
     if not form.validate_on_submit():
         flash(_("Please correct the form."), "error")
         return _profile(customer_id, 400, form)
+    refused = None
     with runtime_of(current_app).uow() as uow:
         try:
             membership.merge_customers(customer_id, form.into.data, form.reason.data.strip(), uow,
                                        actor=current_user.name)
+            uow.commit()
         except (LookupError, ValueError) as exc:
-            flash(str(exc), "error")
-            return _profile(customer_id, 400, form)
-        uow.commit()
+            refused = str(exc)
+    if refused is not None:  # shown after the transaction is over
+        flash(refused, "error")
+        return _profile(customer_id, 400, form)
     flash(_("Merged. The merge can be undone from this page."), "ok")
     return redirect(url_for(".profile", customer_id=form.into.data))
 

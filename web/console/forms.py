@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from wtforms.fields.choices import SelectChoice
 from wtforms import IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from crm_store import models
+from web.console import LABELS
 
 
 class LoginForm(FlaskForm):
@@ -32,7 +34,7 @@ class AssignForm(FlaskForm):
 
 class ResolveForm(FlaskForm):
     complaint_level = SelectField(_l("Complaint level"), choices=[
-        ("none", _l("none")), ("minor", _l("minor")), ("major", _l("major")), ("critical", _l("critical"))])
+        SelectChoice(level, LABELS[level]) for level in ("none", "minor", "major", "critical")])
     category = SelectField(_l("Category"), choices=[])
     compensation = StringField(_l("Coupon or other compensation"), validators=[Optional(), Length(max=200)])
     compensation_points = IntegerField(_l("Points to credit"), default=0,
@@ -47,13 +49,13 @@ class MergeForm(FlaskForm):
 
 class UserForm(FlaskForm):
     name = StringField(_l("User name"), validators=[DataRequired(), Length(max=64)])
-    role = SelectField(_l("Role"), choices=[(role, role) for role in models.ROLES])
+    role = SelectField(_l("Role"), choices=[SelectChoice(role, LABELS[role]) for role in models.ROLES])
     password = PasswordField(_l("Password (at least 10 characters)"), validators=[DataRequired(), Length(min=10, max=200)])
 
 
 class RoleForm(FlaskForm):
-    role = SelectField(_l("Role"), choices=[(role, role) for role in models.ROLES])
+    role = SelectField(_l("Role"), choices=[SelectChoice(role, LABELS[role]) for role in models.ROLES])
 
 
 class LeadStatusForm(FlaskForm):
-    status = SelectField(_l("Status"), choices=[(status, status) for status in models.LEAD_STATUSES])
+    status = SelectField(_l("Status"), choices=list(models.LEAD_STATUSES))

@@ -67,9 +67,9 @@ def _workspace(reference: str, status: int = 200, **forms: Any) -> tuple[str, in
         customer = queries.customer_view(ticket.customer_id, uow, rt.content.rules.levels)
     lang = next((m.attributes.get("lang") for m in reversed(view.messages) if m.attributes.get("lang")), "zh")
     resolve_form = forms.get("resolve_form") or ResolveForm(category=ticket.category)
-    resolve_form.category.choices = [(c, c) for c in dict.fromkeys([ticket.category, *ticket_categories()])]
+    resolve_form.category.choices = list(dict.fromkeys([ticket.category, *ticket_categories()]))
     assign_form = forms.get("assign_form") or AssignForm()
-    assign_form.assignee.choices = [(name, name) for name in staff_names(*WORKS_TICKETS)]
+    assign_form.assignee.choices = staff_names(*WORKS_TICKETS)
     canned = [(reply.title(_lang()), reply.text(lang, ticket.reference)) for reply in rt.content.canned]
     return render_template(
         "console/ticket.html", view=view, ticket=ticket, customer=customer, now=utcnow(), canned=canned,
@@ -112,13 +112,15 @@ def _act(reference: str, action: Callable[[Any, Ticket], Any], done: str,
             abort(404)
         try:
             result = action(uow, ticket)
+            uow.commit()
+            refused = None
         except services.TicketConflict as exc:
-            flash(str(exc), "error")
-            return _workspace(reference, 409, **forms)
+            refused = str(exc), 409
         except (ValueError, LookupError) as exc:
-            flash(str(exc), "error")
-            return _workspace(reference, 400, **forms)
-        uow.commit()
+            refused = str(exc), 400
+    if refused is not None:  # shown once the transaction (and its row lock) is over
+        flash(refused[0], "error")
+        return _workspace(reference, refused[1], **forms)
     if after is not None:
         after(result)
     flash(done, "ok")
@@ -165,7 +167,7 @@ def note(reference: str) -> Any:
 @staff_required(*WORKS_TICKETS)
 def assign(reference: str) -> Any:
     form = AssignForm()
-    form.assignee.choices = [(name, name) for name in staff_names(*WORKS_TICKETS)]
+    form.assignee.choices = staff_names(*WORKS_TICKETS)
     if not form.validate_on_submit():
         return _invalid(reference, assign_form=form)
     return _act(reference, lambda uow, ticket: services.assign_ticket(
@@ -177,7 +179,7 @@ def assign(reference: str) -> Any:
 @staff_required(*WORKS_TICKETS)
 def resolve(reference: str) -> Any:
     form = ResolveForm()
-    form.category.choices = [(c, c) for c in ticket_categories()]
+    form.category.choices = ticket_categories()
     if not form.validate_on_submit():
         return _invalid(reference, resolve_form=form)
     rt = runtime_of(current_app)
