@@ -43,8 +43,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(chat.bp)
     api.init_api(app)
-    # Signed by the platform or carrying a bearer token: no browser session to forge requests with.
     init_console(app)
+    # Signed by the platform or carrying a bearer token: no browser session to forge requests with.
     csrf.exempt(hooks)
     csrf.exempt(api.blp)
 
@@ -52,10 +52,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         if request.path.startswith("/api/"):
             return api.error_response(exc)
-        return jsonify(error=exc.name, detail=exc.description), exc.code
         if request.path.startswith("/console"):  # a page for a person, in the console's frame
             return render_template("console/error.html", code=exc.code, title=exc.name,
                                    message=exc.description), exc.code
+        return jsonify(error=exc.name, detail=exc.description), exc.code
 
     @app.errorhandler(OperationalError)
     def store_unavailable(exc: OperationalError):  # type: ignore[no-untyped-def]
