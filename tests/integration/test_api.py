@@ -144,7 +144,11 @@ def test_unknown_ticket_is_404(client, tokens) -> None:
 def test_openapi_document_is_generated_from_the_routes(client) -> None:
     document = client.get("/api/v1/openapi.json").json
     assert {"/api/v1/tickets", "/api/v1/tickets/{reference}", "/api/v1/tickets/{reference}/claim",
-            "/api/v1/tickets/{reference}/reply", "/api/v1/tickets/{reference}/resolve"} <= set(document["paths"])
+            "/api/v1/tickets/{reference}/reply", "/api/v1/tickets/{reference}/resolve",
+            "/api/v1/tickets/{reference}/assign", "/api/v1/tickets/{reference}/notes", "/api/v1/customers",
+            "/api/v1/customers/{customer_id}", "/api/v1/customers/{customer_id}/merge", "/api/v1/merges/{merge_id}/undo",
+            "/api/v1/conversations/{conversation_id}/messages", "/api/v1/members/{member_id}/points",
+            "/api/v1/leads", "/api/v1/leads/{lead_id}", "/api/v1/audit"} <= set(document["paths"])
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
@@ -234,6 +238,7 @@ def test_customer_search_and_360_view_with_phones_masked_for_agents(client, runt
     assert client.get("/api/v1/customers/999999", headers=alice).status_code == 404
     assert client.get("/api/v1/members/999999/points", headers=alice).status_code == 404
     assert client.get(f"/api/v1/customers/{customer_id}", headers=auth(tokens["mia"])).status_code == 403
+    assert [m["label"] for m in view["sentiment"]] == ["neg"]  # the customer's one message, read by the model
 
 
 def test_conversation_messages_in_order(client, runtime, tokens, complaint) -> None:
@@ -271,3 +276,71 @@ def test_api_errors_keep_their_shape_when_the_store_is_down(tmp_path, redis_url,
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert response.json["error"]["code"] == "service_unavailable" and "store" in response.json["error"]["message"]
     runtime.engine.dispose()
+
+
+def test_assign_transfer_and_notes(client, runtime, tokens, complaint) -> None:
+    alice, bob, sam = (auth(tokens[name]) for name in ("alice", "bob", "sam"))
+    base = f"/api/v1/tickets/{complaint}"
+    assert client.post(f"{base}/claim", headers=alice).status_code == 200
+    taken = client.post(f"{base}/assign", headers=bob, json={"assignee": "bob"})
+    assert taken.status_code == 409 and "alice" in taken.json["error"]["message"]
+    assert client.post(f"{base}/assign", headers=alice, json={"assignee": "mia"}).status_code == 400  # a marketer
+    assert client.post(f"{base}/assign", headers=alice, json={"assignee": "bob"}).json["assignee"] == "bob"
+    assert client.post(f"{base}/assign", headers=sam, json={"assignee": "alice"}).json["assignee"] == "alice"
+    assert client.post(f"{base}/assign", headers=alice, json={}).status_code == 422
+    note = client.post(f"{base}/notes", headers=bob, json={"text": "客户要求门店店长回电"})
+    assert note.status_code == 201 and note.json["author"] == "bob"
+    assert client.post(f"{base}/notes", headers=bob, json={"text": ""}).status_code == 422
+    assert client.post(f"{base}/notes", headers=auth(tokens["mia"]), json={"text": "x"}).status_code == 403
+    detail = client.get(base, headers=alice).json
+    assert [n["text"] for n in detail["notes"]] == ["客户要求门店店长回电"]
+    assert [(a["actor"], a["action"]) for a in detail["audit"]] == [
+        ("alice", "claim"), ("alice", "transfer"), ("sam", "assign"), ("bob", "note")]
+    assert detail["channel"] == "wechat" and detail["reply_window_closes_at"] is not None
+
+
+def test_resolve_with_category_and_points_once(client, runtime, tokens, complaint) -> None:
+    from crm_store import membership
+
+    alice = auth(tokens["alice"])
+    base = f"/api/v1/tickets/{complaint}"
+    refused = client.post(f"{base}/resolve", headers=alice, json={"compensation_points": 100})
+    assert refused.status_code == 400 and "membership card" in refused.json["error"]["message"]
+    with runtime.uow() as uow:
+        member, _ = membership.bind_member(_customer_id(runtime), "13812340000", uow)
+        uow.commit()
+    assert client.post(f"{base}/resolve", headers=alice, json={"compensation_points": -1}).status_code == 422
+    done = client.post(f"{base}/resolve", headers=alice, json={
+        "complaint_level": "minor", "category": "quality", "compensation": "满30减10券", "compensation_points": 100})
+    assert done.status_code == 200 and done.json["category"] == "quality"
+    assert done.json["compensation"] == "满30减10券; 100 points"
+    assert client.post(f"{base}/resolve", headers=alice, json={"compensation_points": 100}).status_code == 409
+    points = client.get(f"/api/v1/members/{member.id}/points", headers=alice).json
+    assert points["balance"] == 100 and [e["kind"] for e in points["history"]] == ["adjust"]
+
+
+def test_merge_and_undo_through_the_api(client, runtime, tokens, complaint) -> None:
+    says(client, "你好", openid="oApiMergeOther000000000001")
+    alice = auth(tokens["alice"])
+    first = _customer_id(runtime)
+    second = _customer_id(runtime, "oApiMergeOther000000000001")
+    merged = client.post(f"/api/v1/customers/{second}/merge", headers=alice, json={"into": first, "reason": "同一人"})
+    assert merged.status_code == 201 and merged.json["into_customer_id"] == first
+    view = client.get(f"/api/v1/customers/{first}", headers=alice).json
+    assert len(view["identities"]) == 2 and view["merges"][0]["id"] == merged.json["id"]
+    assert client.post(f"/api/v1/customers/{first}/merge", headers=alice,
+                       json={"into": first, "reason": "x"}).status_code == 400
+    assert client.post(f"/api/v1/customers/{first}/merge", headers=alice,
+                       json={"into": 999999, "reason": "x"}).status_code == 404
+    undo = f"/api/v1/merges/{merged.json['id']}/undo"
+    assert client.post(undo, headers=alice).json["reverted_at"] is not None
+    assert client.post(undo, headers=alice).status_code == 409
+    assert client.post("/api/v1/merges/999999/undo", headers=alice).status_code == 404
+    assert len(client.get(f"/api/v1/customers/{first}", headers=alice).json["identities"]) == 1
+
+
+def test_audit_log_for_supervisors_only(client, tokens, complaint) -> None:
+    client.post(f"/api/v1/tickets/{complaint}/claim", headers=auth(tokens["alice"]))
+    assert client.get("/api/v1/audit", headers=auth(tokens["alice"])).status_code == 403
+    log = client.get("/api/v1/audit?actor=alice", headers=auth(tokens["sam"])).json
+    assert [(e["action"], e["target_id"]) for e in log["items"]] == [("claim", complaint)]
