@@ -262,6 +262,8 @@ class ReferenceCounter(Base):
 AGENT, SUPERVISOR, MARKETER, ADMIN = "agent", "supervisor", "marketer", "admin"
 ROLES = (AGENT, SUPERVISOR, MARKETER, ADMIN)
 TICKET_ROLES = (AGENT, SUPERVISOR, ADMIN)  # marketers do not work tickets
+REASSIGN_ROLES = (SUPERVISOR, ADMIN)  # may move a ticket another agent holds
+FULL_PHONE_ROLES = (SUPERVISOR, MARKETER, ADMIN)  # agents see phones masked: they reach customers on their channel
 
 
 class StaffUser(Base):

@@ -23,10 +23,9 @@ from crm_store.models import Message, Ticket, utcnow
 from web import queries
 from web.context import runtime_of
 from web.queries import PAGE_SIZE
-from workers.jobs import send_soon
+from workers.jobs import resolve_and_ask, send_soon
 
 TICKET_ROLES = models.TICKET_ROLES
-REASSIGN_ROLES = (models.SUPERVISOR, models.ADMIN)  # move a ticket another agent holds
 AUDIT_ROLES = (models.SUPERVISOR, models.ADMIN)
 
 blp = Blueprint("api", __name__, url_prefix="/api/v1", description="The escalation queue, customers and leads")
@@ -262,16 +261,6 @@ def resolve(body: dict[str, Any], reference: str) -> Ticket:
     return _conflict_or_404(lambda uow, ticket: resolve_and_ask(rt, ticket, g.staff_name, body, uow), reference)
 
 
-def resolve_and_ask(rt: Any, ticket: Ticket, agent: str, fields: dict[str, Any], uow: Any) -> Ticket:
-    """Resolve the ticket and, once that has committed, send the customer the rating question:
-    the one way the console and the API close a ticket."""
-    services.resolve_ticket(ticket.id, agent, uow, **fields)
-    question = services.ask_for_rating(ticket, rt.content, uow, rt.settings.conversation_ttl)
-    if question is not None:
-        uow.after_commit(lambda: send_soon(rt, question))
-    return ticket
-
-
 @blp.route("/tickets/<reference>/assign", methods=["POST"])
 @roles(*TICKET_ROLES)
 @blp.arguments(AssignSchema)
@@ -279,7 +268,7 @@ def resolve_and_ask(rt: Any, ticket: Ticket, agent: str, fields: dict[str, Any],
 def assign(body: dict[str, Any], reference: str) -> Ticket:
     """Give the ticket to another agent: its holder transfers it; a supervisor reassigns any."""
     return _conflict_or_404(lambda uow, ticket: services.assign_ticket(
-        ticket.id, body["assignee"], g.staff_name, uow, reassign=g.staff_role in REASSIGN_ROLES), reference)
+        ticket.id, body["assignee"], g.staff_name, uow, reassign=g.staff_role in models.REASSIGN_ROLES), reference)
 
 
 @blp.route("/tickets/<reference>/notes", methods=["POST"])
@@ -296,12 +285,11 @@ def add_note(body: dict[str, Any], reference: str) -> models.TicketNote:
 
 CUSTOMER_ROLES = (models.AGENT, models.SUPERVISOR, models.ADMIN)
 LEAD_ROLES = (models.MARKETER, models.SUPERVISOR, models.ADMIN)
-FULL_PHONE_ROLES = (models.SUPERVISOR, models.ADMIN, models.MARKETER)  # agents reach customers on their channel
 
 
 def _phone(phone: str | None) -> str | None:
     """The phone number as the caller's role may see it."""
-    return phone if phone is None or g.staff_role in FULL_PHONE_ROLES else mask_phones(phone)
+    return phone if phone is None or g.staff_role in models.FULL_PHONE_ROLES else mask_phones(phone)
 
 
 class IdentitySchema(ma.Schema):

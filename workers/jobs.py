@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any, Mapping
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -15,6 +16,8 @@ from rq import Queue
 from channels import webchat
 from channels.base import QuotaExceeded, RecipientUnreachable, SendFailed, SendOutcomeUnknown
 from crm_store import models, outbox, services
+from crm_store.models import Ticket
+from crm_store.uow import UnitOfWork
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,16 @@ def queue_reply(rt: Runtime, conversation_id: int, text: str, author: str = "bot
         uow.commit()
     send_soon(rt, message_id)
     return message_id
+
+
+def resolve_and_ask(rt: Runtime, ticket: Ticket, agent: str, fields: Mapping[str, Any], uow: UnitOfWork) -> Ticket:
+    """Resolve the ticket (``fields``: see ``services.resolve_ticket``) and, once that commits,
+    send the customer the rating question: the one way the console and the API close a ticket."""
+    services.resolve_ticket(ticket.id, agent, uow, **fields)
+    question = services.ask_for_rating(ticket, rt.content, uow, rt.settings.conversation_ttl)
+    if question is not None:
+        uow.after_commit(lambda: send_soon(rt, question))
+    return ticket
 
 
 def send_soon(rt: Runtime, message_id: int, at: datetime | None = None) -> None:

@@ -21,8 +21,6 @@ from crm_store import models
 from web.context import runtime_of
 from web.extensions import console_language, login_manager
 
-# Roles that see phone numbers in full; an agent reaches the customer on their channel.
-FULL_PHONE_ROLES = (models.SUPERVISOR, models.MARKETER, models.ADMIN)
 
 
 class StaffMember(UserMixin):
@@ -69,7 +67,7 @@ def phone(value: str | None) -> str:
     """A phone number (or a text holding one) as the signed-in role may see it."""
     if not value:
         return ""
-    return value if current_user.is_authenticated and current_user.role in FULL_PHONE_ROLES else mask_phones(value)
+    return value if current_user.is_authenticated and current_user.role in models.FULL_PHONE_ROLES else mask_phones(value)
 
 
 BRAND_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")

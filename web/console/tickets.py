@@ -11,11 +11,10 @@ from werkzeug.wrappers import Response
 from crm_store import models, services
 from crm_store.models import Ticket, utcnow
 from web import queries
-from web.api import REASSIGN_ROLES, resolve_and_ask
 from web.console import staff_names, staff_required, ticket_categories
 from web.console.forms import ActionForm, AssignForm, NoteForm, ReplyForm, ResolveForm
 from web.context import runtime_of
-from workers.jobs import send_soon
+from workers.jobs import resolve_and_ask, send_soon
 
 bp = Blueprint("console_tickets", __name__, url_prefix="/console/tickets")
 WORKS_TICKETS = models.TICKET_ROLES
@@ -75,7 +74,7 @@ def _workspace(reference: str, status: int = 200, **forms: Any) -> tuple[str, in
         "console/ticket.html", view=view, ticket=ticket, customer=customer, now=utcnow(), canned=canned,
         reply_form=forms.get("reply_form") or ReplyForm(), note_form=forms.get("note_form") or NoteForm(),
         resolve_form=resolve_form, assign_form=assign_form, action_form=ActionForm(),
-        may_reassign=current_user.role in REASSIGN_ROLES), status
+        may_reassign=current_user.role in models.REASSIGN_ROLES), status
 
 
 def _lang() -> str:
@@ -171,7 +170,7 @@ def assign(reference: str) -> Any:
     if not form.validate_on_submit():
         return _invalid(reference, assign_form=form)
     return _act(reference, lambda uow, ticket: services.assign_ticket(
-        ticket.id, form.assignee.data, current_user.name, uow, reassign=current_user.role in REASSIGN_ROLES),
+        ticket.id, form.assignee.data, current_user.name, uow, reassign=current_user.role in models.REASSIGN_ROLES),
         _("Ticket assigned."), assign_form=form)
 
 
