@@ -40,22 +40,28 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "web.cli", "run", "--port", str(port)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    printed: list[str] = []  # what a person starting it sees, as it comes
+    reader = threading.Thread(target=lambda: printed.extend(iter(process.stdout.readline, "")), daemon=True)
+    reader.start()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
                 break
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or busy starting
             pass
-        assert process.poll() is None, process.stdout.read()
+        assert process.poll() is None, "".join(printed)
         time.sleep(0.3)
     else:
         process.kill()
         pytest.fail("crmbot run did not become ready in 60 s")
+    env["PRINTED"] = "\n".join(printed)  # read by the tests through the env they get
     yield url, env, var
     process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=60)
+    process.wait(timeout=60)
+    reader.join(timeout=10)
+    output = "".join(printed)
     assert process.returncode == 0, output[-3000:]
     assert f"crmbot is running at {url}/" in output
 
@@ -67,6 +73,20 @@ def stored_inbound(var: Path) -> tuple[int, int]:
             "SELECT count(*), count(distinct dedupe_key) FROM messages WHERE direction = 'in'")).one()
     engine.dispose()
     return row[0], row[1]
+
+
+def test_a_fresh_start_prints_a_console_login_that_works(service) -> None:
+    import re
+
+    url, env, _ = service
+    found = re.search(r"console/login \(first start: user admin, password (\S+) ", env["PRINTED"])
+    assert found, env["PRINTED"]
+    browser = requests.Session()
+    assert browser.get(f"{url}/", timeout=5).url.startswith(f"{url}/console/login")
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', browser.get(f"{url}/console/login").text)
+    signed_in = browser.post(f"{url}/console/login", timeout=5, data={
+        "name": "admin", "password": found.group(1), "csrf_token": token.group(1)})
+    assert signed_in.url == f"{url}/console/tickets" and "工单队列" in signed_in.text
 
 
 def test_chat_talks_through_the_real_webhook(service) -> None:
