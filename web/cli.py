@@ -321,6 +321,34 @@ def chat(url: str, openid: str | None, account: str) -> None:
         click.echo(f"品牌: {reply['Content']}" if reply else "(no reply)")
 
 
+@main.command()
+@click.option("--customers", default=3000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--days", default=28, show_default=True, type=click.IntRange(1, 365))
+@click.option("--seed", default=13, show_default=True, type=int, help="The same seed tells the same stories.")
+def demo(customers: int, days: int, seed: int) -> None:
+    """Fill the store with a demo brand through the real service: customers' WeChat messages
+    through the bot, staff working tickets, points, leads, over the last DAYS days. Refuses when
+    the store holds demo data already."""
+    from crm_store.migrate import upgrade
+    from web.demo import DemoExists, fill_demo, format_summary
+    from workers.runtime import Runtime, with_embedded_redis
+
+    settings, embedded = with_embedded_redis(_settings())
+    try:
+        upgrade(settings.database_url)
+        runtime = Runtime.build(settings)
+        try:
+            summary = fill_demo(runtime, customers, days, seed, progress=click.echo)
+        except DemoExists as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            runtime.engine.dispose()
+    finally:
+        if embedded:
+            embedded.stop()
+    click.echo(format_summary(summary))
+
+
 @main.group()
 def nlp() -> None:
     """Text analysis: evaluate, score and retrain the models."""
