@@ -317,18 +317,30 @@ def reply_to_ticket(ticket_id: int, agent: str, text: str, uow: UnitOfWork) -> i
 RATING_TICKET = "rating_ticket"
 
 
-def ask_for_rating(ticket: models.Ticket, content: BotContent, uow: UnitOfWork, state_ttl: int) -> int | None:
+def ask_for_rating(ticket: models.Ticket, content: BotContent, uow: UnitOfWork, state_ttl: int,
+                   lang: str | None = None) -> int | None:
     """After a ticket is resolved, the bot takes its conversation back and asks the customer, in
-    their language, for a 1-5 rating. The question waits in the outbox; returns its id (None when
-    the ticket has no conversation). The caller commits, then has it sent."""
+    their language (``lang``, else the conversation's), for a 1-5 rating. The question waits in
+    the outbox; returns its id (None when the ticket has no conversation). The caller commits,
+    then has it sent.
+
+    The conversation's state keeps the question for ``limits.csat_window_seconds`` (a day by
+    default), not just the usual conversation time: customers answer when they next look."""
     if ticket.conversation_id is None:
         return None
     ticket.csat_asked_at = utcnow()
     state = conversation_state(ticket.conversation_id, uow)
     state[RATING_TICKET] = ticket.id
-    save_conversation_state(ticket.conversation_id, state, uow, state_ttl)
-    question = content.say("csat_ask", state.get("lang", "zh"), reference=ticket.reference)
+    window = int(content.rules.limits.get("csat_window_seconds", 86_400))
+    save_conversation_state(ticket.conversation_id, state, uow, max(state_ttl, window))
+    question = content.say("csat_ask", lang or state.get("lang", "zh"), reference=ticket.reference)
     return record_outbound(ticket.conversation_id, question, uow)
+
+
+def customer_text(conversation_id: int, uow: UnitOfWork) -> str:
+    """The customer's last text message in the conversation ("" when there is none)."""
+    return uow.session.scalar(select(Message.text).filter_by(
+        conversation_id=conversation_id, direction="in", kind=base.TEXT).order_by(Message.id.desc()).limit(1)) or ""
 
 
 def record_csat(ticket_id: int, score: int | None, uow: UnitOfWork, comment: str | None = None) -> models.Ticket:

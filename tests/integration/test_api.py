@@ -344,3 +344,28 @@ def test_audit_log_for_supervisors_only(client, tokens, complaint) -> None:
     assert client.get("/api/v1/audit", headers=auth(tokens["alice"])).status_code == 403
     log = client.get("/api/v1/audit?actor=alice", headers=auth(tokens["sam"])).json
     assert [(e["action"], e["target_id"]) for e in log["items"]] == [("claim", complaint)]
+
+
+def test_a_rating_answered_hours_later_in_english_lands(client, runtime, tokens) -> None:
+    from datetime import timedelta
+
+    openid = "oApiEnglishLate00000000001"
+    assert "case" in says(client, "The milk in my latte was sour and my kid threw up", openid=openid).lower()
+    with runtime.uow() as uow:
+        reference = uow.session.scalar(select(Ticket.reference))
+        # The customer's last words were long ago: the bot's short-lived conversation state is gone.
+        uow.session.execute(models.ChannelIdentity.__table__.update().values(state=None, state_expires_at=None))
+        uow.commit()
+    alice = auth(tokens["alice"])
+    assert client.post(f"/api/v1/tickets/{reference}/resolve", headers=alice, json={}).status_code == 200
+    with runtime.uow() as uow:
+        question = uow.session.scalar(select(Message).filter_by(author="bot", delivery="queued"))
+        assert question.text.startswith("Your request") and reference in question.text  # in English
+        # Five hours on: past the 30-minute conversation time, within the rating window.
+        expires = uow.session.scalar(select(models.ChannelIdentity.state_expires_at))
+        assert expires.replace(tzinfo=None) - models.utcnow().replace(tzinfo=None) > timedelta(hours=20)
+        uow.session.execute(models.ChannelIdentity.__table__.update().values(
+            state_expires_at=models.utcnow() + timedelta(hours=19)))
+        uow.commit()
+    says(client, "4", openid=openid)
+    assert client.get(f"/api/v1/tickets/{reference}", headers=alice).json["csat_score"] == 4
