@@ -215,16 +215,29 @@ def open_ticket(customer_id: int, conversation_id: int | None, uow: UnitOfWork, 
 
 
 class TicketConflict(ValueError):
-    """The ticket is not in a state for this action: another agent holds it, or it is closed."""
+    """The ticket is not in a state for this action: another agent holds it, or it is closed.
+    ``holder`` or ``status`` say which, for a caller that words it in the reader's language."""
+
+    def __init__(self, ticket: models.Ticket) -> None:
+        self.reference, self.holder = ticket.reference, None
+        self.status = ticket.status
+        if ticket.status in (models.RESOLVED, models.CANCELLED):
+            super().__init__(f"ticket {ticket.reference} is {ticket.status} already")
+        else:
+            self.holder = ticket.assignee
+            super().__init__(f"ticket {ticket.reference} is held by {ticket.assignee}")
+
+
+class NoMembershipCard(ValueError):
+    """Points cannot be credited: the customer has no membership card."""
 
 
 def _open_ticket_for(ticket_id: int, agent: str, uow: UnitOfWork) -> models.Ticket:
     """The ticket, locked until the transaction ends, if ``agent`` may act on it now."""
     ticket = _ticket(ticket_id, uow, for_update=True)  # two claims at once: one wins
-    if ticket.status in (models.RESOLVED, models.CANCELLED):
-        raise TicketConflict(f"ticket {ticket.reference} is {ticket.status} already")
-    if ticket.status == models.CLAIMED and ticket.assignee != agent:
-        raise TicketConflict(f"ticket {ticket.reference} is held by {ticket.assignee}")
+    if ticket.status in (models.RESOLVED, models.CANCELLED) or \
+            ticket.status == models.CLAIMED and ticket.assignee != agent:
+        raise TicketConflict(ticket)
     return ticket
 
 
@@ -250,7 +263,7 @@ def resolve_ticket(ticket_id: int, agent: str, uow: UnitOfWork, *, complaint_lev
             raise ValueError("compensation points are a positive number")
         member_id = membership.member_id_of(ticket.customer_id, uow)
         if member_id is None:
-            raise ValueError("the customer has no membership card to credit points to")
+            raise NoMembershipCard("the customer has no membership card to credit points to")
         membership.add_points(member_id, "adjust", compensation_points, f"compensation for {ticket.reference}",
                               f"ticket:{ticket.reference}:compensation", uow)
         compensation = "; ".join(filter(None, (compensation, f"{compensation_points} points")))
@@ -270,10 +283,9 @@ def assign_ticket(ticket_id: int, assignee: str, actor: str, uow: UnitOfWork, *,
     The agent who holds it may transfer it; a ticket another agent holds moves only with
     ``reassign`` (a supervisor's right, checked by the caller), else ``TicketConflict``."""
     ticket = _ticket(ticket_id, uow, for_update=True)
-    if ticket.status in (models.RESOLVED, models.CANCELLED):
-        raise TicketConflict(f"ticket {ticket.reference} is {ticket.status} already")
-    if ticket.status == models.CLAIMED and ticket.assignee not in (actor, assignee) and not reassign:
-        raise TicketConflict(f"ticket {ticket.reference} is held by {ticket.assignee}")
+    if ticket.status in (models.RESOLVED, models.CANCELLED) or \
+            ticket.status == models.CLAIMED and ticket.assignee not in (actor, assignee) and not reassign:
+        raise TicketConflict(ticket)
     to = uow.session.scalar(select(models.StaffUser).filter_by(name=assignee, active=True))
     if to is None or to.role not in models.TICKET_ROLES:
         raise ValueError(f"{assignee!r} is not a staff member who works tickets")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Request, jsonify, render_template, request
+from flask import Flask, Request, jsonify, request
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
@@ -34,7 +34,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     runtime_of(app).router  # the models and the FAQ index load now, not on a customer's message
 
     from web import api, chat, health, webhooks
-    from web.console import init_console
+    from web.console import error_page, init_console
     from web.extensions import csrf, init_extensions
 
     init_extensions(app, settings)
@@ -53,8 +53,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
         if request.path.startswith("/api/"):
             return api.error_response(exc)
         if request.path.startswith("/console"):  # a page for a person, in the console's frame
-            return render_template("console/error.html", code=exc.code, title=exc.name,
-                                   message=exc.description), exc.code
+            return error_page(exc.code or 500, exc.name, exc.description or "")
         return jsonify(error=exc.name, detail=exc.description), exc.code
 
     @app.errorhandler(OperationalError)

@@ -106,7 +106,7 @@ def test_two_agents_claim_the_same_ticket_and_one_wins(console: ConsoleService, 
 
     expect(tickets[winner].notice("你已认领此工单。")).to_be_visible()
     expect(tickets[winner].assignee).to_have_text(winner)
-    expect(tickets[loser].notice(f"held by {winner}")).to_be_visible()  # who holds it
+    expect(tickets[loser].notice(f"已由 {winner} 认领处理")).to_be_visible()  # who holds it
     expect(tickets[loser].assignee).to_have_text(winner)
     expect(tickets[loser].claim_button).to_have_count(0)
     screenshot(tickets[loser].page, "09-claim-conflict")
@@ -149,7 +149,7 @@ def test_a_supervisor_reads_the_audit_log_of_a_worked_ticket(console: ConsoleSer
     audit.menu("操作日志").click()
     expect(audit.heading).to_have_text("操作日志")
     audit.filter_by("erin")
-    assert audit.actions(f"ticket {reference}") == ["resolve", "reply", "claim"]  # newest first
+    assert audit.actions(f"工单 {reference}") == ["结案", "回复", "认领"]  # newest first, in Chinese
     screenshot(supervisor.page, "06-audit")
 
 

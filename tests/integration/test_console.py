@@ -220,7 +220,8 @@ def test_two_agents_claiming_one_ticket_one_wins_and_the_other_sees_who(client, 
     alice_token, bob_token = csrf_of(client.get(page).text), csrf_of(bob.get(page).text)
     assert client.post(f"{page}/claim", data={"csrf_token": alice_token}).status_code == 302
     lost = bob.post(f"{page}/claim", data={"csrf_token": bob_token})
-    assert lost.status_code == 409 and "alice" in lost.text
+    assert lost.status_code == 409 and f"工单 {complaint} 已由 alice 认领处理" in lost.text
+    assert "发送回复" not in lost.text and "alice 正在处理此工单" in lost.text  # no forms that would only 409
     assert bob.post(f"{page}/reply", data={"text": "我来处理", "csrf_token": bob_token}).status_code == 409
     assert ticket(runtime, complaint).assignee == "alice"
 
@@ -257,7 +258,7 @@ def test_work_a_ticket_from_claim_to_resolved_with_points(client, runtime, team,
     for action, fields in (("reply", {"text": "again"}), ("resolve", {"complaint_level": "none", "category": "other"}),
                            ("claim", {})):
         response = post_form(client, f"{page}/{action}", page, **fields)
-        assert response.status_code == 409 and "resolved" in response.text
+        assert response.status_code == 409 and f"工单 {complaint} 已是“已结案”状态" in response.text
     says(client, "5")  # the customer's rating lands on the ticket
     assert ticket(runtime, complaint).csat_score == 5
     assert "客户评分" in client.get(page).text
@@ -268,7 +269,7 @@ def test_points_for_a_customer_without_a_card_are_refused(client, runtime, team,
     page = f"/console/tickets/{complaint}"
     response = post_form(client, f"{page}/resolve", page, complaint_level="minor", category="quality",
                          compensation_points="50")
-    assert response.status_code == 400 and "membership card" in response.text
+    assert response.status_code == 400 and "该客户没有会员卡" in response.text
     assert ticket(runtime, complaint).status == models.OPEN  # nothing half-written
 
 
@@ -301,7 +302,7 @@ def test_transfer_and_reassign(client, runtime, team, complaint) -> None:
     assert post_form(sam, f"{page}/assign", page, assignee="alice").status_code == 302  # a supervisor reassigns
     assert ticket(runtime, complaint).assignee == "alice"
     assert audit_actions(runtime, complaint)[-2:] == [("alice", "transfer"), ("sam", "assign")]
-    assert "transfer" in sam.get("/console/admin/audit").text
+    assert "转交" in sam.get("/console/admin/audit").text
 
 
 def test_a_failed_send_shows_its_state_and_keeps_the_text(client, runtime, team, complaint) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from functools import wraps
 from typing import Any, Callable
 
-from flask import Flask, abort, current_app, redirect, request, url_for
+from flask import Flask, abort, current_app, redirect, render_template, request, url_for
 from flask_babel import format_datetime, lazy_gettext as _l
 from flask_login import UserMixin, current_user
 from sqlalchemy import select
@@ -103,9 +103,35 @@ LABELS: dict[str, Any] = {
     "agent": _l("agent"), "supervisor": _l("supervisor"), "marketer": _l("marketer"), "admin": _l("admin"),
     "none": _l("none"), "minor": _l("minor"), "major": _l("major"), "critical": _l("critical"),
     "new": _l("new"), "contacted": _l("contacted"), "qualified": _l("qualified"), "converted": _l("converted"),
-    "lost": _l("lost"), "wechat": _l("WeChat"), "webchat": _l("web chat"), "weibo": _l("Weibo"),
+    "lost": _l("lost"),
+    "claim": _l("claim"), "reply": _l("reply"), "resolve": _l("resolve"), "assign": _l("assign"),
+    "transfer": _l("transfer"), "note": _l("note"), "login": _l("sign-in"), "login.failed": _l("failed sign-in"),
+    "logout": _l("sign-out"), "merge": _l("merge"), "unmerge": _l("undo merge"), "lead.status": _l("lead status"),
+    "user.create": _l("new user"), "user.role": _l("role change"), "user.activate": _l("user activated"),
+    "user.deactivate": _l("user deactivated"), "token.create": _l("new API token"),
+    "token.revoke": _l("API token revoked"), "ticket": _l("ticket"), "customer": _l("customer"),
+    "staff_user": _l("staff user"), "api_token": _l("API token"), "wechat": _l("WeChat"), "webchat": _l("web chat"), "weibo": _l("Weibo"),
     "twitter": _l("Twitter"),
 }
+
+
+# Error pages: a title and what to do, in the reader's language.
+ERRORS: dict[int, tuple[Any, Any]] = {
+    400: (_l("Bad request"), _l("The form was out of date or incomplete. Reload the page and try again.")),
+    403: (_l("Not allowed"), _l("Your role may not open this page or do this.")),
+    404: (_l("Not found"), _l("There is no such page or record.")),
+    405: (_l("Not allowed"), _l("This address does not take that kind of request.")),
+    413: (_l("Too large"), _l("What was sent is too large.")),
+    429: (_l("Too many attempts"), _l("Too many attempts. Wait a while and try again.")),
+    500: (_l("Something went wrong"), _l("The request failed; it has been logged.")),
+    503: (_l("Unavailable"), _l("The store is unavailable; try again in a moment.")),
+}
+
+
+def error_page(code: int, fallback_title: str, fallback_message: str) -> tuple[str, int]:
+    """The console's page for an HTTP error."""
+    title, message = ERRORS.get(code, (fallback_title, fallback_message))
+    return render_template("console/error.html", code=code, title=title, message=message), code
 
 
 def label(code: str | None) -> str:

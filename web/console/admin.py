@@ -45,8 +45,8 @@ def create_user() -> Response | tuple[str, int]:
         try:
             staff.create_user(form.name.data, form.role.data, form.password.data, uow, actor=current_user.name)
             uow.commit()
-        except ValueError as exc:
-            refused = str(exc)
+        except ValueError:  # the form checked the rest: the name is taken
+            refused = _("User %(name)s exists already.", name=form.name.data.strip())
     if refused is not None:  # shown after the transaction is over
         flash(refused, "error")
         return _users_page(form, status=400)

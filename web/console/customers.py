@@ -59,8 +59,10 @@ def merge(customer_id: int) -> Response | tuple[str, int]:
             membership.merge_customers(customer_id, form.into.data, form.reason.data.strip(), uow,
                                        actor=current_user.name)
             uow.commit()
-        except (LookupError, ValueError) as exc:
-            refused = str(exc)
+        except LookupError:
+            refused = _("There is no customer no. %(id)s.", id=form.into.data)
+        except ValueError:
+            refused = _("A customer cannot be merged into itself.")
     if refused is not None:  # shown after the transaction is over
         flash(refused, "error")
         return _profile(customer_id, 400, form)
@@ -78,9 +80,9 @@ def unmerge(merge_id: int) -> Response:
             undone = membership.unmerge(merge_id, uow, actor=current_user.name)
         except LookupError:
             abort(404)
-        except ValueError as exc:
-            flash(str(exc), "error")
-            return redirect(request.referrer or url_for(".search"))
+        except ValueError:
+            flash(_("This merge was undone already."), "error")
+            return redirect(url_for(".search"))
         back = undone.into_customer_id
         uow.commit()
     flash(_("Merge undone."), "ok")

@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from crm_store import models, services
 from crm_store.models import Ticket, utcnow
 from web import queries
-from web.console import staff_names, staff_required, ticket_categories
+from web.console import label, staff_names, staff_required, ticket_categories
 from web.console.forms import ActionForm, AssignForm, NoteForm, ReplyForm, ResolveForm
 from web.context import runtime_of
 from workers.jobs import resolve_and_ask, send_soon
@@ -74,7 +74,9 @@ def _workspace(reference: str, status: int = 200, **forms: Any) -> tuple[str, in
         "console/ticket.html", view=view, ticket=ticket, customer=customer, now=utcnow(), canned=canned,
         reply_form=forms.get("reply_form") or ReplyForm(), note_form=forms.get("note_form") or NoteForm(),
         resolve_form=resolve_form, assign_form=assign_form, action_form=ActionForm(),
-        may_reassign=current_user.role in models.REASSIGN_ROLES), status
+        may_reassign=current_user.role in models.REASSIGN_ROLES, resolve_open="resolve_form" in forms,
+        held_by_other=ticket.status == models.CLAIMED and ticket.assignee != current_user.name,
+        resolution_note=next((e.detail.get("note") for e in reversed(view.audit) if e.action == "resolve"), None)), status
 
 
 def _lang() -> str:
@@ -114,7 +116,9 @@ def _act(reference: str, action: Callable[[Any, Ticket], Any], done: str,
             uow.commit()
             refused = None
         except services.TicketConflict as exc:
-            refused = str(exc), 409
+            refused = conflict_message(exc), 409
+        except services.NoMembershipCard:
+            refused = _("The customer has no membership card to credit points to."), 400
         except (ValueError, LookupError) as exc:
             refused = str(exc), 400
     if refused is not None:  # shown once the transaction (and its row lock) is over
@@ -124,6 +128,13 @@ def _act(reference: str, action: Callable[[Any, Ticket], Any], done: str,
         after(result)
     flash(done, "ok")
     return redirect(url_for(".workspace", reference=reference))
+
+
+def conflict_message(exc: services.TicketConflict) -> str:
+    """Why the ticket refused, in the reader's language."""
+    if exc.holder:
+        return _("Ticket %(reference)s is held by %(holder)s.", reference=exc.reference, holder=exc.holder)
+    return _("Ticket %(reference)s is %(status)s already.", reference=exc.reference, status=label(exc.status))
 
 
 def _invalid(reference: str, **forms: Any) -> tuple[str, int]:
