@@ -369,3 +369,45 @@ def test_a_rating_answered_hours_later_in_english_lands(client, runtime, tokens)
         uow.commit()
     says(client, "4", openid=openid)
     assert client.get(f"/api/v1/tickets/{reference}", headers=alice).json["csat_score"] == 4
+
+
+def test_two_claims_at_the_same_moment_one_wins_the_other_learns_who(runtime, tokens, complaint) -> None:
+    import threading
+
+    from crm_store import services
+    from tests.lock_waits import wait_for_lock_waiter
+
+    with runtime.uow() as uow:
+        ticket_id = uow.session.scalar(select(Ticket.id).filter_by(reference=complaint))
+    alice_holds, release = threading.Event(), threading.Event()
+    outcome: dict[str, str | None] = {}
+
+    def alice() -> None:
+        with runtime.uow() as uow:
+            services.claim_ticket(ticket_id, "alice", uow)
+            alice_holds.set()
+            release.wait(10)  # bob's claim is waiting on the ticket's lock now
+            uow.commit()
+        outcome["alice"] = "won"
+
+    def bob() -> None:
+        with runtime.uow() as uow:
+            try:
+                services.claim_ticket(ticket_id, "bob", uow)
+                uow.commit()
+                outcome["bob"] = "won"
+            except services.TicketConflict as exc:
+                outcome["bob"] = exc.holder
+
+    first = threading.Thread(target=alice)
+    first.start()
+    assert alice_holds.wait(10)
+    second = threading.Thread(target=bob)
+    second.start()
+    wait_for_lock_waiter(runtime.engine)  # proof that the two claims overlap
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert outcome == {"alice": "won", "bob": "alice"}
+    with runtime.uow() as uow:
+        assert uow.session.get(Ticket, ticket_id).assignee == "alice"
