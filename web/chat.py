@@ -115,6 +115,8 @@ def post_message() -> Response:
 
 
 @bp.get("/chat/messages")
+# The page polls every 2 s (30 a minute); this leaves room for catching up, not for scraping.
+@limiter.limit("120 per minute", key_func=_visitor_key)
 def messages() -> Response:
     """The visitor's messages after ``after`` (the ``cursor`` of the last answer; 0 for all).
 

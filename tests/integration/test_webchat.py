@@ -272,6 +272,14 @@ def test_too_many_messages_are_429(visitor, client, runtime) -> None:
     assert another_visitor(client).post(text="我是别人").status_code == 200  # counted per visitor
 
 
+def test_polling_faster_than_the_page_does_is_429(visitor, client) -> None:
+    visitor.post(text="你好")
+    for _ in range(120):
+        assert visitor.client.get("/chat/messages?after=0").status_code == 200
+    assert visitor.client.get("/chat/messages?after=0").status_code == 429
+    assert another_visitor(client).client.get("/chat/messages?after=0").status_code == 200  # per visitor
+
+
 def test_markup_comes_back_as_text(visitor, client) -> None:
     payload = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     response = visitor.post(text=payload)
