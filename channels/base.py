@@ -67,6 +67,49 @@ class OutboundMessage:
     external_user_id: str
     text: str
     idempotency_key: str
+    # A public reply (Weibo, Twitter): the ``Mention.reply_ref`` of the post or comment it
+    # answers, opaque outside its channel. None = a private message to ``external_user_id``.
+    reply_to: str | None = None
+
+
+# Kinds of mentions.
+POST = "post"
+COMMENT = "comment"
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A public post or comment that mentions the brand's account (Weibo, Twitter), normalized.
+
+    ``external_id`` is unique per channel, kept as a string (platform ids pass 2**53).
+    ``created_at`` is aware UTC. ``author_*`` are None when the platform sent no author (a
+    deleted or banned account). ``deleted`` marks a post withdrawn by its author: its id still
+    counts for cursors, its text does not. ``truncated`` marks a long text the listing cut short.
+    ``in_reply_to`` is the post a comment is under, or the post a repost quotes.
+    ``reply_ref`` is what ``OutboundMessage.reply_to`` takes to answer this mention in public
+    (None when it cannot be answered). ``raw`` is the platform's JSON object, re-serialized
+    from the parsed answer with every id exact.
+    """
+
+    channel: str
+    account: str
+    external_id: str
+    kind: str
+    text: str
+    created_at: datetime
+    author_id: str | None = None
+    author_screen_name: str | None = None
+    author_followers: int | None = None
+    author_verified: bool = False
+    reposts: int = 0
+    comments: int = 0
+    likes: int = 0
+    in_reply_to: str | None = None
+    url: str | None = None
+    reply_ref: str | None = None
+    deleted: bool = False
+    truncated: bool = False
+    raw: str = ""
 
 
 class ChannelError(Exception):
@@ -100,6 +143,15 @@ class RecipientUnreachable(SendFailed):
 
 class QuotaExceeded(SendFailed):
     """The platform's sending quota is used up (WeChat 45047); retrying now will not help."""
+
+
+class AuthExpired(ChannelError):
+    """The platform refused our access token (expired, revoked, invalid): nothing works until the
+    operator sets a new one; the message names the setting. Retrying does not help."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class RateLimited(ChannelError):
