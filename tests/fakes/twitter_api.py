@@ -25,7 +25,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from tests.fakes.flask_server import FakeFlaskServer
 
 TWITTER_EPOCH_MS = 1288834974657
 BRAND_USER_ID = "1500000000000000001"  # above 2**53, as real ids are
@@ -94,7 +95,7 @@ class FakeTweet:
         return out
 
 
-class FakeTwitterAPI:
+class FakeTwitterAPI(FakeFlaskServer):
     """Fake ``https://api.twitter.com/`` served on 127.0.0.1:<random port> (Flask under werkzeug)."""
 
     def __init__(self, bearer_token: str = "test-bearer-token", consumer_key: str = "test-consumer-key",
@@ -116,40 +117,7 @@ class FakeTwitterAPI:
         self._user_keys_revoked = False
         self._sequence = 0
         self._lock = threading.Lock()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self.app = self._make_app()
-
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "FakeTwitterAPI":
-        if self._server is not None:
-            return self
-        self._server = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="FakeTwitterAPI", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> "FakeTwitterAPI":
-        return self.start()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeTwitterAPI is not started")
-        return f"http://127.0.0.1:{self._server.server_port}/"
+        super().__init__()
 
     # ------------------------------------------------------------------ seeding
     def add_user(self, username: str, followers: int = 0, verified: bool = False, name: str | None = None,
@@ -209,7 +177,7 @@ class FakeTwitterAPI:
             self._user_keys_revoked = True
 
     # ------------------------------------------------------------------ the API
-    def _make_app(self) -> Flask:
+    def make_app(self) -> Flask:
         app = Flask("fake_twitter_api")
         app.json.ensure_ascii = False  # type: ignore[attr-defined]  # UTF-8 on the wire, as the real API
 
@@ -361,11 +329,6 @@ class FakeTwitterAPI:
             meta["next_token"] = f"7140dibdnow9c7btw4{page[-1].id}"
         out["meta"] = meta
         return jsonify(out)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
 
 
 def _fields(name: str) -> set[str]:

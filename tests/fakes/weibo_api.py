@@ -27,7 +27,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from tests.fakes.flask_server import FakeFlaskServer
 
 FIRST_ID = 2**53 + 1  # every id the fake makes is above 2**53, where a float would round it
 CST = timezone(timedelta(hours=8))
@@ -54,8 +55,10 @@ class _Failure:
     seconds: float = 0.0
 
 
-class FakeWeiboAPI:
+class FakeWeiboAPI(FakeFlaskServer):
     """Fake ``https://api.weibo.com/2/`` for one brand account, on 127.0.0.1:<random port>."""
+
+    api_path = "/2/"
 
     def __init__(self, access_token: str = "2.00FakeWeiboToken0001", uid: str = "5100000001",
                  screen_name: str = "品牌官方微博", followers: int = 12345) -> None:
@@ -74,40 +77,8 @@ class FakeWeiboAPI:
         self._next_id = FIRST_ID
         self._clock = datetime(2024, 5, 31, 9, 46, 55, tzinfo=timezone.utc)
         self._lock = threading.Lock()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self.brand = self.add_user(screen_name, followers=followers, verified=True, uid=uid)
-
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "FakeWeiboAPI":
-        if self._server is not None:
-            return self
-        self._server = make_server("127.0.0.1", 0, self._app(), threaded=True, request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="FakeWeiboAPI", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> "FakeWeiboAPI":
-        return self.start()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeWeiboAPI is not started")
-        return f"http://127.0.0.1:{self._server.server_port}/2/"
 
     # ------------------------------------------------------------------ seeding
     def _new_id(self) -> int:
@@ -230,7 +201,7 @@ class FakeWeiboAPI:
                 out[key] = self._served(out[key])
         return out
 
-    def _app(self) -> Flask:
+    def make_app(self) -> Flask:
         app = Flask("fake_weibo_api")
 
         def error(status: int, code: int, message: str) -> Response:
@@ -349,11 +320,6 @@ class FakeWeiboAPI:
         rest = matching[page * count:]
         return jsonify({key: items, "hasvisible": False, "previous_cursor": 0,
                         "next_cursor": rest[0] if rest else 0, "total_number": len(matching)})
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any) -> None:  # the tests read ``calls``, not an access log
-        pass
 
 
 def _int(value: str | None) -> int:
