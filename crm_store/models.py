@@ -1,10 +1,10 @@
 """The CRM's tables (SQLAlchemy 2.0 declarative). One customer, many channel identities."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, ForeignKeyConstraint, Index, String, Text,
+from sqlalchemy import (JSON, Boolean, Date, DateTime, ForeignKey, ForeignKeyConstraint, Index, String, Text,
                         UniqueConstraint, or_, text)
 from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -302,3 +302,112 @@ class AuditEntry(Base):
     target_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+# Listening (Weibo, Twitter): what a poll stores, how far each source has been read, and how it went.
+MENTION_SOURCES = ("statuses", "comments", "mentions")  # plus "search:<term>" and "followers"
+POLL_OUTCOMES = ("ok", "partial", "rate_limited", "auth_expired", "failed")
+WATCH_TERM_KINDS = ("brand", "product", "competitor", "campaign")
+
+
+class Mention(Base):
+    """A public post or comment about the brand (``channels.base.Mention``), stored once per
+    (channel, account, external_id), with what the analysis made of it and the lead or ticket it
+    became. The author is a customer through a ``ChannelIdentity`` (None: the platform sent none)."""
+
+    __tablename__ = "mentions"
+    __table_args__ = (
+        UniqueConstraint("channel", "account", "external_id", name="uq_mentions_channel_account_external"),
+        Index("ix_mentions_channel_created_at", "channel", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    account: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(64))  # exact digits: platform ids pass 2**53
+    kind: Mapped[str] = mapped_column(String(16))  # post | comment | reply
+    text: Mapped[str] = mapped_column(Text, default="")
+    author_id: Mapped[str | None] = mapped_column(String(64))
+    author_screen_name: Mapped[str | None] = mapped_column(String(120))
+    author_followers: Mapped[int | None] = mapped_column()
+    author_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    reposts: Mapped[int] = mapped_column(default=0)
+    comments: Mapped[int] = mapped_column(default=0)
+    likes: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    lang: Mapped[str | None] = mapped_column(String(8))
+    sentiment: Mapped[str | None] = mapped_column(String(3))  # pos | neu | neg
+    sentiment_score: Mapped[float | None] = mapped_column()  # 0 (negative) .. 1 (positive)
+    intent: Mapped[str | None] = mapped_column(String(20))
+    intent_confidence: Mapped[float | None] = mapped_column()
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    watch_terms: Mapped[list[str]] = mapped_column(JSON, default=list)  # the active terms it matched
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    reply_ref: Mapped[str | None] = mapped_column(String(140))  # what OutboundMessage.reply_to takes
+    in_reply_to: Mapped[str | None] = mapped_column(String(64))
+    url: Mapped[str | None] = mapped_column(String(255))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    raw: Mapped[str] = mapped_column(Text, default="")
+    # The lead or ticket the rules (or a marketer) made of it; the lead's or ticket's mention is
+    # found through these indexed columns, so the link is read both ways from one place.
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+
+
+class WatchTerm(Base):
+    """A word marketers track: the brand, a product, a competitor, a campaign."""
+
+    __tablename__ = "watch_terms"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term: Mapped[str] = mapped_column(String(64), unique=True)  # normalized: lower case, trimmed
+    kind: Mapped[str] = mapped_column(String(16))  # brand | product | competitor | campaign
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ListeningCursor(Base):
+    """How far one source of one account has been read: the newest id of the last poll that read
+    every page to the end. A poll that stopped part way leaves it where it was."""
+
+    __tablename__ = "listening_cursors"
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(80), primary_key=True)  # statuses | comments | mentions | search:<term>
+    since_id: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PollRun(Base):
+    """One poll of one source: what it fetched, what was new, what went wrong, where the cursor
+    was before and after. The console shows these."""
+
+    __tablename__ = "poll_runs"
+    __table_args__ = (Index("ix_poll_runs_source", "channel", "account", "source", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    account: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(80))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    pages: Mapped[int] = mapped_column(default=0)
+    fetched: Mapped[int] = mapped_column(default=0)
+    new: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    rate_limited_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cursor_before: Mapped[str | None] = mapped_column(String(64))
+    cursor_after: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))  # ok | partial | rate_limited | auth_expired | failed
+
+
+class FollowerSnapshot(Base):
+    """An account's followers on one of the brand's days (the last reading of the day wins)."""
+
+    __tablename__ = "follower_snapshots"
+    __table_args__ = (UniqueConstraint("channel", "account", "day", name="uq_follower_snapshots_day"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    account: Mapped[str] = mapped_column(String(64))
+    day: Mapped[date] = mapped_column(Date)
+    followers: Mapped[int] = mapped_column()
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

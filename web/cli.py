@@ -20,10 +20,12 @@ from config.logs import setup_logging
 def _settings() -> Settings:
     """Settings and the content files, validated before anything starts."""
     from config.content import load_content
+    from config.listening import load_listening
 
     try:
         settings = load_settings()
         load_content()
+        load_listening()
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
     setup_logging(settings.log_level)
@@ -179,13 +181,14 @@ def worker(burst: bool) -> None:
 
 @main.command()
 def scheduler() -> None:
-    """Run the periodic jobs (rq cron): outbox drain. Like the worker, it outlives a Redis outage."""
+    """Run the periodic jobs (rq cron): outbox drain, Weibo and Twitter polls. Like the worker, it
+    outlives a Redis outage."""
     from redis import Redis
     from redis.exceptions import RedisError
     from rq.cron import CronScheduler
     from rq.exceptions import StopRequested
 
-    from workers import jobs
+    from workers import jobs, listening
     from workers.runtime import wait_for_redis, with_embedded_redis
 
     settings, embedded = with_embedded_redis(_settings())
@@ -194,6 +197,9 @@ def scheduler() -> None:
         while True:
             cron = CronScheduler(connection=redis)
             cron.register(jobs.drain_outbox, jobs.QUEUE, interval=60, job_timeout=120)
+            for channel in listening.configured_channels(settings):  # Weibo, Twitter: those set up
+                cron.register(listening.poll_channel, jobs.QUEUE, args=(channel,),
+                              interval=listening.rules().interval_seconds, job_timeout=600)
             try:
                 cron.start()  # returns on SIGTERM or SIGINT
                 break
@@ -206,6 +212,32 @@ def scheduler() -> None:
     finally:
         if embedded:
             embedded.stop()
+
+
+@main.command()
+@click.argument("channel", type=click.Choice(("weibo", "twitter")))
+def poll(channel: str) -> None:
+    """One poll of CHANNEL now, in the foreground: every source of the configured account, then
+    the day's follower count; prints what each fetched, stored new, the errors and the cursor.
+    Exits 1 when a source could not be read at all (expired token, failure)."""
+    from channels.base import AuthExpired
+    from config.content import load_content
+    from nlp import analysis
+    from workers import listening
+
+    settings = _settings()  # the listening rules are checked there too
+    try:
+        content = load_content()
+        store = _store_uow(settings)
+        listener = listening.listener_for(channel, settings, lambda: store, content.rules)
+    except (AuthExpired, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    analysis.load(content.rules.brand_words)
+    runs = listener.poll(force=True)
+    for run in runs:
+        click.echo(run.line())
+    if any(run.outcome in ("auth_expired", "failed") for run in runs):
+        sys.exit(1)
 
 
 def _first_admin(settings: Settings) -> str:

@@ -1,0 +1,241 @@
+"""Listening service functions: mentions stored once, their authors as customers, watch terms,
+cursors, poll runs and follower snapshots.
+
+Like ``services``, they take a unit of work and never commit. No platform is called from here:
+the poller fetches first, then stores a page in a short transaction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import delete, insert, select, update
+
+from channels.base import Mention
+from crm_store import models
+from crm_store.models import ChannelIdentity, Customer, utcnow
+from crm_store.references import _insert
+from crm_store.uow import UnitOfWork
+
+_mentions, _identities, _customers = models.Mention.__table__, ChannelIdentity.__table__, Customer.__table__
+
+
+@dataclass(frozen=True)
+class MentionReading:
+    """What the analysis made of a mention's text (filled by the caller, which may import nlp)."""
+
+    lang: str | None = None
+    sentiment: str | None = None  # pos | neu | neg
+    sentiment_score: float | None = None
+    intent: str | None = None
+    intent_confidence: float | None = None
+    keywords: Sequence[str] = ()
+    watch_terms: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class StoredMention:
+    """A mention this call inserted (a mention stored before is not returned)."""
+
+    id: int
+    mention: Mention
+    customer_id: int | None
+    reading: MentionReading = field(default_factory=MentionReading)
+
+
+def author_customer(channel: str, account: str, author_id: str, screen_name: str | None, uow: UnitOfWork) -> int:
+    """The customer behind a platform author: found through their ``ChannelIdentity`` (channel,
+    account, author id), or made with one on first sight. One person, one customer: a second
+    mention by the same author finds the same customer, and a later merge moves the identity."""
+    key = {"channel": channel, "account": account, "external_id": author_id}
+    found = uow.execute(select(_identities.c.customer_id).filter_by(**key)).scalar()
+    if found is not None:
+        return found
+    now = utcnow()
+    customer_id = uow.execute(insert(_customers).values(display_name=(screen_name or None) and screen_name[:120],
+                                                        created_at=now).returning(_customers.c.id)).scalar_one()
+    # Two pollers meeting the same new author: the identity's unique key keeps one, the other's
+    # customer row is removed again and the kept one is used.
+    made = uow.execute(_insert(uow, ChannelIdentity).values(customer_id=customer_id, subscribed=False,
+                                                            created_at=now, **key)
+                       .on_conflict_do_nothing().returning(_identities.c.id)).scalar()
+    if made is None:
+        uow.execute(delete(_customers).where(_customers.c.id == customer_id))
+        return uow.execute(select(_identities.c.customer_id).filter_by(**key)).scalar_one()
+    return customer_id
+
+
+def store_mentions(mentions: Iterable[Mention], uow: UnitOfWork,
+                   readings: dict[str, MentionReading] | None = None) -> list[StoredMention]:
+    """Insert each mention not stored yet (by channel, account and external id, ON CONFLICT DO
+    NOTHING), with its author's customer and its ``readings[external_id]``; returns the new
+    ones, in the order given. Storing a page again stores nothing twice."""
+    readings = readings or {}
+    now = utcnow()
+    stored: list[StoredMention] = []
+    for mention in mentions:
+        reading = readings.get(mention.external_id, MentionReading())
+        exists = uow.execute(select(_mentions.c.id).filter_by(
+            channel=mention.channel, account=mention.account, external_id=mention.external_id)).scalar()
+        if exists is not None:  # the common case on a re-fetch: no identity work, no insert
+            continue
+        customer_id = (author_customer(mention.channel, mention.account, mention.author_id,
+                                       mention.author_screen_name, uow) if mention.author_id else None)
+        row: dict[str, Any] = {
+            "channel": mention.channel, "account": mention.account, "external_id": mention.external_id,
+            "kind": mention.kind, "text": mention.text, "author_id": mention.author_id,
+            "author_screen_name": (mention.author_screen_name or None) and mention.author_screen_name[:120],
+            "author_followers": mention.author_followers, "author_verified": mention.author_verified,
+            "reposts": mention.reposts, "comments": mention.comments, "likes": mention.likes,
+            "created_at": mention.created_at, "fetched_at": now, "lang": reading.lang,
+            "sentiment": reading.sentiment, "sentiment_score": reading.sentiment_score, "intent": reading.intent,
+            "intent_confidence": reading.intent_confidence, "keywords": list(reading.keywords),
+            "watch_terms": list(reading.watch_terms), "customer_id": customer_id, "reply_ref": mention.reply_ref,
+            "in_reply_to": mention.in_reply_to, "url": (mention.url or None) and mention.url[:255],
+            "deleted": mention.deleted, "truncated": mention.truncated, "raw": mention.raw,
+        }
+        new_id = uow.execute(_insert(uow, models.Mention).values(**row).on_conflict_do_nothing()
+                             .returning(_mentions.c.id)).scalar()
+        if new_id is not None:  # None: another poller stored it between the read and the insert
+            stored.append(StoredMention(new_id, mention, customer_id, reading))
+    return stored
+
+
+def known_ids(channel: str, account: str, external_ids: Sequence[str], uow: UnitOfWork) -> set[str]:
+    """Which of these mentions are stored already (so a re-fetched page is not analysed again)."""
+    if not external_ids:
+        return set()
+    return set(uow.execute(select(_mentions.c.external_id).where(
+        _mentions.c.channel == channel, _mentions.c.account == account,
+        _mentions.c.external_id.in_(list(external_ids)))).scalars())
+
+
+def mention_lead(customer_id: int, uow: UnitOfWork, *, name: str, interest: str, source_channel: str,
+                 keyword: str | None = None, campaign: str | None = None) -> tuple[models.Lead, bool]:
+    """A lead from a public post: no phone yet (marketers reach the author on the platform). The
+    author's open lead from the same channel gains the interest instead of a second lead; returns
+    the lead and whether it is new. Not ``services.capture_lead``: that dedupes by phone, and an
+    empty phone would tie every social lead together."""
+    lead = uow.session.scalar(select(models.Lead).filter(
+        models.Lead.customer_id == customer_id, models.Lead.phone == "", models.Lead.source_channel == source_channel,
+        models.Lead.status.notin_(("converted", "lost"))).order_by(models.Lead.id).limit(1))
+    if lead is not None:
+        if interest not in lead.interest:
+            lead.interest = f"{lead.interest}\n{interest}"
+        lead.updated_at = utcnow()
+        return lead, False
+    lead = models.Lead(customer_id=customer_id, name=name[:120], phone="", interest=interest,
+                       source_channel=source_channel, keyword=(keyword or None) and keyword[:64],
+                       campaign=(campaign or None) and campaign[:64])
+    uow.session.add(lead)
+    uow.flush()
+    return lead, True
+
+
+def link_mention(mention_id: int, uow: UnitOfWork, *, lead_id: int | None = None,
+                 ticket_id: int | None = None) -> None:
+    """Record the lead or ticket a mention became (read back with ``mention_of``)."""
+    values = {k: v for k, v in (("lead_id", lead_id), ("ticket_id", ticket_id)) if v is not None}
+    if values:
+        uow.execute(update(_mentions).where(_mentions.c.id == mention_id).values(**values))
+
+
+def mention_of(uow: UnitOfWork, *, lead_id: int | None = None, ticket_id: int | None = None) -> models.Mention | None:
+    """The mention a lead or a ticket was made from, if any: the other way of the link."""
+    column = models.Mention.lead_id if lead_id is not None else models.Mention.ticket_id
+    wanted = lead_id if lead_id is not None else ticket_id
+    return uow.session.scalar(select(models.Mention).where(column == wanted).order_by(models.Mention.id).limit(1))
+
+
+# ------------------------------------------------------------------------------ cursors and runs
+def cursor(channel: str, account: str, source: str, uow: UnitOfWork) -> str | None:
+    """The since_id to poll ``source`` from (None: never read to the end yet)."""
+    return uow.execute(select(models.ListeningCursor.since_id).filter_by(
+        channel=channel, account=account, source=source)).scalar()
+
+
+def advance_cursor(channel: str, account: str, source: str, since_id: str, uow: UnitOfWork) -> str:
+    """Move the cursor to ``since_id``, never back (ids compare as numbers, not as text); returns
+    where it is now. Called only for a poll that read every page to the end."""
+    if not since_id.isdigit():
+        raise ValueError(f"a cursor is a platform id (digits), got {since_id!r}")
+    current = cursor(channel, account, source, uow)
+    if current is not None and int(current) >= int(since_id):
+        return current
+    table = models.ListeningCursor.__table__
+    statement = _insert(uow, models.ListeningCursor).values(channel=channel, account=account, source=source,
+                                                           since_id=since_id, updated_at=utcnow())
+    uow.execute(statement.on_conflict_do_update(index_elements=[table.c.channel, table.c.account, table.c.source],
+                                                set_={"since_id": since_id, "updated_at": utcnow()}))
+    return since_id
+
+
+def record_poll_run(uow: UnitOfWork, *, channel: str, account: str, source: str, started_at: datetime,
+                    outcome: str, pages: int = 0, fetched: int = 0, new: int = 0, errors: Sequence[str] = (),
+                    rate_limited_until: datetime | None = None, cursor_before: str | None = None,
+                    cursor_after: str | None = None) -> models.PollRun:
+    """Keep the record of one poll of one source."""
+    if outcome not in models.POLL_OUTCOMES:
+        raise ValueError(f"a poll outcome is one of {', '.join(models.POLL_OUTCOMES)}, got {outcome!r}")
+    run = models.PollRun(channel=channel, account=account, source=source, started_at=started_at,
+                         finished_at=utcnow(), pages=pages, fetched=fetched, new=new,
+                         errors=[e[:500] for e in errors][:50], rate_limited_until=rate_limited_until,
+                         cursor_before=cursor_before, cursor_after=cursor_after, outcome=outcome)
+    uow.session.add(run)
+    uow.flush()
+    return run
+
+
+def last_poll_run(channel: str, account: str, source: str, uow: UnitOfWork) -> models.PollRun | None:
+    return uow.session.scalar(select(models.PollRun).filter_by(channel=channel, account=account, source=source)
+                              .order_by(models.PollRun.id.desc()).limit(1))
+
+
+# ------------------------------------------------------------------------------ watch terms
+def add_watch_term(term: str, kind: str, uow: UnitOfWork) -> models.WatchTerm:
+    """Track ``term`` (brand | product | competitor | campaign); a deactivated one comes back."""
+    clean = " ".join(term.split()).lower()
+    if not clean or len(clean) > 64:
+        raise ValueError("a watch term is 1 to 64 characters")
+    if kind not in models.WATCH_TERM_KINDS:
+        raise ValueError(f"a watch term's kind is one of {', '.join(models.WATCH_TERM_KINDS)}")
+    row = uow.session.scalar(select(models.WatchTerm).filter_by(term=clean))
+    if row is None:
+        row = models.WatchTerm(term=clean, kind=kind, active=True)
+        uow.session.add(row)
+    else:
+        row.kind, row.active = kind, True
+    uow.flush()
+    return row
+
+
+def watch_terms(uow: UnitOfWork, active_only: bool = True) -> list[models.WatchTerm]:
+    query = select(models.WatchTerm).order_by(models.WatchTerm.term)
+    if active_only:
+        query = query.filter_by(active=True)
+    return list(uow.session.scalars(query))
+
+
+def deactivate_watch_term(term_id: int, uow: UnitOfWork) -> models.WatchTerm:
+    """Stop tracking a term; mentions that matched it keep the match."""
+    row = uow.session.get(models.WatchTerm, term_id)
+    if row is None:
+        raise LookupError(f"watch term {term_id} does not exist")
+    row.active = False
+    return row
+
+
+# ------------------------------------------------------------------------------ followers
+def record_followers(channel: str, account: str, day: date, followers: int, uow: UnitOfWork) -> None:
+    """The account's followers on ``day`` (one row per day: a later reading replaces it)."""
+    table = models.FollowerSnapshot.__table__
+    statement = _insert(uow, models.FollowerSnapshot).values(channel=channel, account=account, day=day,
+                                                            followers=followers, taken_at=utcnow())
+    uow.execute(statement.on_conflict_do_update(index_elements=[table.c.channel, table.c.account, table.c.day],
+                                                set_={"followers": followers, "taken_at": utcnow()}))
+
+
+def has_followers(channel: str, account: str, day: date, uow: UnitOfWork) -> bool:
+    return uow.execute(select(models.FollowerSnapshot.id).filter_by(
+        channel=channel, account=account, day=day)).first() is not None
