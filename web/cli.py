@@ -252,7 +252,7 @@ def _first_admin(settings: Settings) -> str:
         password = secrets.token_urlsafe(12)
         staff.create_user("admin", models.ADMIN, password, uow)
         uow.commit()
-    return f"(first start: user admin, password {password} - add your team as admin, then keep it safe)"
+    return f"(first start: user admin, password {password} - sign in, then add your team under Users)"
 
 
 @main.command()
