@@ -48,22 +48,40 @@ def author_customer(channel: str, account: str, author_id: str, screen_name: str
     """The customer behind a platform author: found through their ``ChannelIdentity`` (channel,
     account, author id), or made with one on first sight. One person, one customer: a second
     mention by the same author finds the same customer, and a later merge moves the identity."""
-    key = {"channel": channel, "account": account, "external_id": author_id}
-    found = uow.execute(select(_identities.c.customer_id).filter_by(**key)).scalar()
-    if found is not None:
+    return author_customers(channel, account, {author_id: screen_name}, uow)[author_id]
+
+
+def author_customers(channel: str, account: str, authors: dict[str, str | None], uow: UnitOfWork) -> dict[str, int]:
+    """``author_customer`` for many authors (author id -> screen name) in one read; new authors
+    get a customer and an identity each."""
+    if not authors:
+        return {}
+    query = select(_identities.c.external_id, _identities.c.customer_id).where(
+        _identities.c.channel == channel, _identities.c.account == account,
+        _identities.c.external_id.in_(list(authors)))
+    found: dict[str, int] = {external_id: customer_id for external_id, customer_id in uow.execute(query)}
+    missing = [author_id for author_id in authors if author_id not in found]
+    if not missing:
         return found
     now = utcnow()
-    customer_id = uow.execute(insert(_customers).values(display_name=(screen_name or None) and screen_name[:120],
-                                                        created_at=now).returning(_customers.c.id)).scalar_one()
-    # Two pollers meeting the same new author: the identity's unique key keeps one, the other's
-    # customer row is removed again and the kept one is used.
-    made = uow.execute(_insert(uow, ChannelIdentity).values(customer_id=customer_id, subscribed=False,
-                                                            created_at=now, **key)
-                       .on_conflict_do_nothing().returning(_identities.c.id)).scalar()
-    if made is None:
-        uow.execute(delete(_customers).where(_customers.c.id == customer_id))
-        return uow.execute(select(_identities.c.customer_id).filter_by(**key)).scalar_one()
-    return customer_id
+    uow.flush()
+    new_customers = list(uow.connection.execute(
+        insert(_customers).returning(_customers.c.id, sort_by_parameter_order=True),
+        [{"display_name": (authors[a] or None) and authors[a][:120], "created_at": now} for a in missing]).scalars())
+    # Two pollers meeting the same new author: the identity's unique key keeps one; the other's
+    # customer rows are removed again and the kept ones are used.
+    made: dict[str, int] = {external_id: customer_id for external_id, customer_id in uow.connection.execute(
+        _insert(uow, ChannelIdentity).on_conflict_do_nothing().returning(
+            _identities.c.external_id, _identities.c.customer_id),
+        [{"customer_id": customer_id, "channel": channel, "account": account, "external_id": author_id,
+          "subscribed": False, "created_at": now} for author_id, customer_id in zip(missing, new_customers)])}
+    lost = [customer_id for author_id, customer_id in zip(missing, new_customers) if author_id not in made]
+    if lost:
+        uow.execute(delete(_customers).where(_customers.c.id.in_(lost)))
+        made.update({external_id: customer_id for external_id, customer_id in uow.execute(query.where(
+            _identities.c.external_id.in_([a for a in missing if a not in made])))})
+    found.update(made)
+    return found
 
 
 def store_mentions(mentions: Iterable[Mention], uow: UnitOfWork,
@@ -73,16 +91,19 @@ def store_mentions(mentions: Iterable[Mention], uow: UnitOfWork,
     ones, in the order given. Storing a page again stores nothing twice."""
     readings = readings or {}
     now = utcnow()
-    stored: list[StoredMention] = []
+    unique: dict[tuple[str, str, str], Mention] = {}
     for mention in mentions:
+        unique.setdefault((mention.channel, mention.account, mention.external_id), mention)
+    customers: dict[tuple[str, str, str], int] = {}
+    for channel, account in {(m.channel, m.account) for m in unique.values()}:
+        authors = {m.author_id: m.author_screen_name for m in unique.values()
+                   if m.author_id and (m.channel, m.account) == (channel, account)}
+        for author_id, customer_id in author_customers(channel, account, authors, uow).items():
+            customers[(channel, account, author_id)] = customer_id
+    rows: list[dict[str, Any]] = []
+    for mention in unique.values():
         reading = readings.get(mention.external_id, MentionReading())
-        exists = uow.execute(select(_mentions.c.id).filter_by(
-            channel=mention.channel, account=mention.account, external_id=mention.external_id)).scalar()
-        if exists is not None:  # the common case on a re-fetch: no identity work, no insert
-            continue
-        customer_id = (author_customer(mention.channel, mention.account, mention.author_id,
-                                       mention.author_screen_name, uow) if mention.author_id else None)
-        row: dict[str, Any] = {
+        rows.append({
             "channel": mention.channel, "account": mention.account, "external_id": mention.external_id,
             "kind": mention.kind, "text": mention.text, "author_id": mention.author_id,
             "author_screen_name": (mention.author_screen_name or None) and mention.author_screen_name[:120],
@@ -91,15 +112,24 @@ def store_mentions(mentions: Iterable[Mention], uow: UnitOfWork,
             "created_at": mention.created_at, "fetched_at": now, "lang": reading.lang,
             "sentiment": reading.sentiment, "sentiment_score": reading.sentiment_score, "intent": reading.intent,
             "intent_confidence": reading.intent_confidence, "keywords": list(reading.keywords),
-            "watch_terms": list(reading.watch_terms), "customer_id": customer_id, "reply_ref": mention.reply_ref,
-            "in_reply_to": mention.in_reply_to, "url": (mention.url or None) and mention.url[:255],
-            "deleted": mention.deleted, "truncated": mention.truncated, "raw": mention.raw,
-        }
-        new_id = uow.execute(_insert(uow, models.Mention).values(**row).on_conflict_do_nothing()
-                             .returning(_mentions.c.id)).scalar()
-        if new_id is not None:  # None: another poller stored it between the read and the insert
-            stored.append(StoredMention(new_id, mention, customer_id, reading))
-    return stored
+            "watch_terms": list(reading.watch_terms),
+            "customer_id": customers.get((mention.channel, mention.account, mention.author_id or "")),
+            "reply_ref": mention.reply_ref, "in_reply_to": mention.in_reply_to,
+            "url": (mention.url or None) and mention.url[:255], "deleted": mention.deleted,
+            "truncated": mention.truncated, "raw": mention.raw,
+        })
+    inserted: dict[tuple[str, str, str], int] = {}
+    if rows:
+        # One statement for the page: executemany with RETURNING (SQLAlchemy's "insertmanyvalues"
+        # batches it into multi-row INSERTs), which returns only the rows the conflict let in.
+        statement = (_insert(uow, models.Mention).on_conflict_do_nothing()
+                     .returning(_mentions.c.id, _mentions.c.channel, _mentions.c.account, _mentions.c.external_id))
+        uow.flush()
+        for new_id, channel, account, external_id in uow.connection.execute(statement, rows):
+            inserted[(channel, account, external_id)] = new_id
+    return [StoredMention(inserted[key], mention, customers.get((key[0], key[1], mention.author_id or "")),
+                          readings.get(mention.external_id, MentionReading()))
+            for key, mention in unique.items() if key in inserted]
 
 
 def known_ids(channel: str, account: str, external_ids: Sequence[str], uow: UnitOfWork) -> set[str]:
