@@ -393,3 +393,39 @@ def test_the_scheduled_job_polls_the_configured_account_once_at_a_time(weibo_fak
         assert stored_ids(rt) == [post["idstr"]]
     finally:
         rt.engine.dispose()
+
+
+def test_two_pollers_storing_one_page_at_once_store_it_once(runtime) -> None:
+    """The second waits for the first's unique keys (proven by the lock waiter), then finds every
+    mention and the new author stored: nothing twice, no second customer for one person."""
+    import threading
+    from datetime import datetime, timezone
+
+    from channels.base import Mention as PageMention
+    from tests.lock_waits import wait_for_lock_waiter
+
+    now = datetime(2026, 12, 2, 8, 0, tzinfo=timezone.utc)
+    page = [PageMention("weibo", "5100000001", str(2**60 + n), "post", f"@品牌官方微博 同一页 {n}", now,
+                        author_id="1000000777", author_screen_name="同一个人") for n in range(2)]
+    second: dict[str, Any] = {}
+
+    def other_poller() -> None:
+        with runtime.uow() as uow:
+            second["stored"] = store.store_mentions(page, uow)
+            uow.commit()
+
+    with runtime.uow() as first:
+        stored = store.store_mentions(page, first)
+        thread = threading.Thread(target=other_poller)
+        thread.start()
+        wait_for_lock_waiter(runtime.engine)
+        first.commit()
+    thread.join(10)
+    assert [s.mention.external_id for s in stored] == [m.external_id for m in page]
+    assert second["stored"] == []
+    with runtime.uow() as uow:
+        rows = list(uow.session.scalars(select(models.Mention)))
+        customers = uow.session.scalar(select(func.count()).select_from(models.Customer))
+        identities = uow.session.scalar(select(func.count()).select_from(models.ChannelIdentity))
+    assert sorted(r.external_id for r in rows) == sorted(m.external_id for m in page)
+    assert (customers, identities, {r.customer_id for r in rows}) == (1, 1, {stored[0].customer_id})
