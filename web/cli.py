@@ -216,7 +216,9 @@ def scheduler() -> None:
 
 @main.command()
 @click.argument("channel", type=click.Choice(("weibo", "twitter")))
-def poll(channel: str) -> None:
+@click.option("--wait", "max_wait", default=30, show_default=True, type=click.IntRange(0, 3600),
+              help="Wait out a rate limit that resets within this many seconds, then read on.")
+def poll(channel: str, max_wait: int) -> None:
     """One poll of CHANNEL now, in the foreground: every source of the configured account, then
     the day's follower count; prints what each fetched, stored new, the errors and the cursor.
     Exits 1 when a source could not be read at all (expired token, failure)."""
@@ -233,7 +235,7 @@ def poll(channel: str) -> None:
     except (AuthExpired, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     analysis.load(content.rules.brand_words)
-    runs = listener.poll(force=True)
+    runs = listener.poll(force=True, max_wait=max_wait)
     for run in runs:
         click.echo(run.line())
     if any(run.outcome in ("auth_expired", "failed") for run in runs):

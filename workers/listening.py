@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 CHANNELS = (weibo.NAME, twitter.NAME)
 FOLLOWERS = "followers"
+MAX_RATE_WAITS = 3  # rate limits waited out in one poll of one source, at most
 
 
 @dataclass(frozen=True)
@@ -173,11 +174,12 @@ class Listener:
     (``WeiboClient`` or ``TwitterClient``); ``uow`` makes a unit of work per transaction."""
 
     def __init__(self, channel: str, account: str, client: Any, uow: Callable[[], UnitOfWork],
-                 bot_rules: BotRules, rules: ListeningRules, clock: Callable[[], float] = time.time) -> None:
+                 bot_rules: BotRules, rules: ListeningRules, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if channel not in CHANNELS:
             raise ValueError(f"listening covers {', '.join(CHANNELS)}, not {channel!r}")
         self.channel, self.account, self.client = channel, account, client
-        self.uow, self.bot_rules, self.rules, self.clock = uow, bot_rules, rules, clock
+        self.uow, self.bot_rules, self.rules, self.clock, self.sleep = uow, bot_rules, rules, clock, sleep
 
     def sources(self, terms: Sequence[str]) -> list[tuple[str, Callable[[str | None], Iterator[Page]]]]:
         size = self.rules.page_size
@@ -190,14 +192,17 @@ class Listener:
                 lambda since, term=term: self.client.search(search_query(term), since, max(size, 10)))))
         return found
 
-    def poll(self, force: bool = False) -> list[SourceRun]:
+    def poll(self, force: bool = False, max_wait: float = 0.0) -> list[SourceRun]:
         """One poll of every source, then the day's follower count if it is not taken yet.
-        ``force`` polls a source even inside its rate-limit wait (an operator's ``crmbot poll``)."""
+        ``force`` polls a source even inside its rate-limit wait (an operator's ``crmbot poll``);
+        a rate limit that resets within ``max_wait`` seconds is waited out and the source read
+        again from its cursor (a scheduled poll waits for nothing: the next one comes soon)."""
         with self.uow() as uow:
             rows = listening.watch_terms(uow)
             terms = [row.term for row in rows]
             campaigns = frozenset(row.term for row in rows if row.kind == "campaign")
-        runs = [self.poll_source(name, pages, terms, campaigns, force) for name, pages in self.sources(terms)]
+        runs = [self.poll_source(name, pages, terms, campaigns, force, max_wait)
+                for name, pages in self.sources(terms)]
         followers = self.snapshot_followers()
         return runs + ([followers] if followers is not None else [])
 
@@ -210,7 +215,7 @@ class Listener:
         return until if until is not None and until.timestamp() > self.clock() else None
 
     def poll_source(self, source: str, pages: Callable[[str | None], Iterator[Page]], terms: Sequence[str] = (),
-                    campaigns: frozenset[str] = frozenset(), force: bool = False) -> SourceRun:
+                    campaigns: frozenset[str] = frozenset(), force: bool = False, max_wait: float = 0.0) -> SourceRun:
         run = SourceRun(source)
         waiting = None if force else self._waiting_until(source)
         if waiting is not None:
@@ -218,26 +223,37 @@ class Listener:
             return run
         started = utcnow()
         newest: str | None = None
-        try:
-            with self.uow() as uow:
-                run.cursor_before = listening.cursor(self.channel, self.account, source, uow)
-            for page in pages(run.cursor_before):
-                run.pages += 1
-                run.fetched += len(page.mentions)
-                run.errors.extend(page.problems)
-                newest = _newest(newest, page.newest_id)
-                self._store_page(page, terms, campaigns, run)
-        except RateLimited as exc:
-            run.outcome = "rate_limited"
-            run.rate_limited_until = datetime.fromtimestamp(exc.reset_at, timezone.utc)
-            run.errors.append(str(exc))
-        except AuthExpired as exc:
-            run.outcome = "auth_expired"
-            run.errors.append(str(exc))
-        except Exception as exc:  # noqa: BLE001 - a poll records what went wrong and never kills the worker
-            log.exception("%s %s: poll of %s failed", self.channel, self.account, source)
-            run.outcome = "partial" if run.pages else "failed"
-            run.errors.append(f"{exc.__class__.__name__}: {exc}")
+        waits = 0
+        while True:
+            try:
+                if waits == 0:
+                    with self.uow() as uow:
+                        run.cursor_before = listening.cursor(self.channel, self.account, source, uow)
+                for page in pages(run.cursor_before):
+                    run.pages += 1
+                    run.fetched += len(page.mentions)
+                    run.errors.extend(page.problems)
+                    newest = _newest(newest, page.newest_id)
+                    self._store_page(page, terms, campaigns, run)
+            except RateLimited as exc:
+                wait = max(exc.reset_at - self.clock(), 0.0)
+                if waits < MAX_RATE_WAITS and wait <= max_wait:
+                    # Read again from the cursor: the pages stored already are found stored.
+                    waits += 1
+                    run.errors.append(f"{exc}; waited {wait:.0f} s and read again")
+                    self.sleep(wait)
+                    continue
+                run.outcome = "rate_limited"
+                run.rate_limited_until = datetime.fromtimestamp(exc.reset_at, timezone.utc)
+                run.errors.append(str(exc))
+            except AuthExpired as exc:
+                run.outcome = "auth_expired"
+                run.errors.append(str(exc))
+            except Exception as exc:  # noqa: BLE001 - a poll records what went wrong and never kills the worker
+                log.exception("%s %s: poll of %s failed", self.channel, self.account, source)
+                run.outcome = "partial" if run.pages else "failed"
+                run.errors.append(f"{exc.__class__.__name__}: {exc}")
+            break
         run.cursor_after = run.cursor_before
         try:
             with self.uow() as uow:

@@ -198,6 +198,25 @@ def test_a_429_burst_is_a_rate_limited_run_and_a_later_poll_catches_up(weibo_fak
     assert stored_ids(runtime) == sorted(p["idstr"] for p in posts)
 
 
+def test_a_short_rate_limit_is_waited_out_within_the_poll(weibo_fake, runtime) -> None:
+    posts = [weibo_fake.mention_post(f"@品牌官方微博 第{i}条") for i in range(8)]
+    sleeps: list[float] = []
+    listener = weibo_listener(weibo_fake, runtime)
+    listener.sleep = sleeps.append  # the fake's 429s end by count, not by time: no need to really wait
+    fail_from_second_page(weibo_fake, listener, lambda: weibo_fake.rate_limit_next(
+        2, status=429, code=None, retry_after=20))
+    run = by_source(listener.poll(force=True, max_wait=30))["statuses"]
+    assert (run.outcome, run.new, run.cursor_after, run.rate_limited_until) == ("ok", 8, posts[-1]["idstr"], None)
+    assert len(sleeps) == 2 and all(19 <= s <= 20 for s in sleeps)
+    assert [e.endswith("waited 20 s and read again") for e in run.errors] == [True, True]
+    assert stored_ids(runtime) == sorted(p["idstr"] for p in posts)
+    # A reset further away than max_wait is not waited for.
+    weibo_fake.mention_post("@品牌官方微博 又一条")
+    weibo_fake.rate_limit_next(1, status=429, code=None, retry_after=600)
+    later = by_source(weibo_listener(weibo_fake, runtime).poll(max_wait=30))["statuses"]
+    assert later.outcome == "rate_limited" and later.new == 0
+
+
 def test_a_twitter_429_is_rate_limited_until_the_announced_reset(twitter_fake, runtime) -> None:
     fan = twitter_fake.add_user("fan")
     tweets = [twitter_fake.add_tweet(f"@brand hi {n}", fan) for n in range(3)]
