@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 CHANNELS = (weibo.NAME, twitter.NAME)
 FOLLOWERS = "followers"
 MAX_RATE_WAITS = 3  # rate limits waited out in one poll of one source, at most
+SEARCH_WINDOW = 7 * 24 * 3600 - 600  # Twitter recent search: the last seven days (less a margin)
 
 
 @dataclass(frozen=True)
@@ -189,8 +190,19 @@ class Listener:
         found = [("mentions", _tweet_pages(lambda since: self.client.mentions(since, size)))]
         for term in terms[: self.rules.max_search_terms]:
             found.append((f"search:{term}"[:80], _tweet_pages(
-                lambda since, term=term: self.client.search(search_query(term), since, max(size, 10)))))
+                lambda since, term=term: self.client.search(search_query(term), self._recent(since), max(size, 10)))))
         return found
+
+    def _recent(self, since_id: str | None) -> str | None:
+        """A search cursor Twitter still takes: recent search refuses a since_id older than its
+        seven days, so an older one (a term not searched for a week) searches the whole window."""
+        if since_id is None:
+            return None
+        try:
+            made = twitter.snowflake_time(since_id).timestamp()
+        except (OverflowError, OSError, ValueError):
+            return None
+        return since_id if made > self.clock() - SEARCH_WINDOW else None
 
     def poll(self, force: bool = False, max_wait: float = 0.0) -> list[SourceRun]:
         """One poll of every source, then the day's follower count if it is not taken yet.

@@ -151,6 +151,29 @@ def test_twitter_mentions_and_watch_term_search_are_stored_once(twitter_fake, ru
     assert stored_ids(runtime, "twitter") == sorted(tweets + [elsewhere])
 
 
+def test_a_search_cursor_older_than_seven_days_searches_the_whole_window(twitter_fake, runtime) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from tests.fakes.twitter_api import snowflake
+
+    fan = twitter_fake.add_user("fan")
+    tweet = twitter_fake.add_tweet("CupZ again", fan, mentions_brand=False)
+    old, recent = (snowflake(datetime.now(timezone.utc) - timedelta(days=days)) for days in (10, 1))
+    with runtime.uow() as uow:
+        store.add_watch_term("cupz", "product", uow)
+        store.advance_cursor("twitter", twitter_fake.user_id, "search:cupz", old, uow)
+        uow.commit()
+    run = by_source(twitter_listener(twitter_fake, runtime).poll())["search:cupz"]
+    searches = [q for _, path, q in twitter_fake.calls if path == "/2/tweets/search/recent"]
+    assert "since_id" not in searches[0] and (run.outcome, run.new, run.cursor_after) == ("ok", 1, tweet)
+    with runtime.uow() as uow:
+        uow.execute(models.ListeningCursor.__table__.update().values(since_id=recent))
+        uow.commit()
+    twitter_listener(twitter_fake, runtime).poll()
+    searches = [q for _, path, q in twitter_fake.calls if path == "/2/tweets/search/recent"]
+    assert searches[-1]["since_id"] == recent
+
+
 # ---------------------------------------------------------------------------------- failures part way
 @pytest.mark.parametrize("failure", ["http_500", "timeout"])
 def test_a_failure_mid_pagination_then_a_later_poll_skips_and_duplicates_nothing(weibo_fake, runtime,
