@@ -364,3 +364,13 @@ def test_console_pages_are_not_framed_or_cached(client, team) -> None:
     response = client.get("/console/login")
     assert response.headers["X-Frame-Options"] == "DENY" and response.headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_canned_replies_come_in_the_customers_language(client, runtime, team) -> None:
+    says(client, "The milk in my latte was sour, I want a refund", openid="oConsoleEnglish00000000001")
+    with runtime.uow() as uow:
+        reference = uow.session.scalar(select(Ticket.reference))
+    sign_in(client, "alice")
+    page = client.get(f"/console/tickets/{reference}").text
+    assert f"Your issue is recorded as ticket {reference}" in page  # the English text of the apology
+    assert "致歉" in page  # its title in the console's language

@@ -10,10 +10,12 @@ from werkzeug.wrappers import Response
 
 from crm_store import models, services
 from crm_store.models import Ticket, utcnow
+from nlp.tokenize import language
 from web import queries
 from web.console import label, staff_names, staff_required, ticket_categories
 from web.console.forms import ActionForm, AssignForm, NoteForm, ReplyForm, ResolveForm
 from web.context import runtime_of
+from web.extensions import console_language
 from workers.jobs import resolve_and_ask, send_soon
 
 bp = Blueprint("console_tickets", __name__, url_prefix="/console/tickets")
@@ -64,12 +66,15 @@ def _workspace(reference: str, status: int = 200, **forms: Any) -> tuple[str, in
             abort(404)
         view = queries.ticket_view(ticket, uow)
         customer = queries.customer_view(ticket.customer_id, uow, rt.content.rules.levels)
-    lang = next((m.attributes.get("lang") for m in reversed(view.messages) if m.attributes.get("lang")), "zh")
+    # Canned replies in the customer's language: that of the last thing they wrote.
+    said = next((m.text for m in reversed(view.messages) if m.direction == "in" and m.kind == "text"
+                 and any(ch.isalpha() for ch in m.text)), "")
+    lang = language(said) if said else "zh"
     resolve_form = forms.get("resolve_form") or ResolveForm(category=ticket.category)
     resolve_form.category.choices = list(dict.fromkeys([ticket.category, *ticket_categories()]))
     assign_form = forms.get("assign_form") or AssignForm()
     assign_form.assignee.choices = staff_names(*WORKS_TICKETS)
-    canned = [(reply.title(_lang()), reply.text(lang, ticket.reference)) for reply in rt.content.canned]
+    canned = [(reply.title(console_language()), reply.text(lang, ticket.reference)) for reply in rt.content.canned]
     return render_template(
         "console/ticket.html", view=view, ticket=ticket, customer=customer, now=utcnow(), canned=canned,
         reply_form=forms.get("reply_form") or ReplyForm(), note_form=forms.get("note_form") or NoteForm(),
@@ -77,11 +82,6 @@ def _workspace(reference: str, status: int = 200, **forms: Any) -> tuple[str, in
         may_reassign=current_user.role in models.REASSIGN_ROLES, resolve_open="resolve_form" in forms,
         held_by_other=ticket.status == models.CLAIMED and ticket.assignee != current_user.name,
         resolution_note=next((e.detail.get("note") for e in reversed(view.audit) if e.action == "resolve"), None)), status
-
-
-def _lang() -> str:
-    from web.extensions import console_language
-    return console_language()
 
 
 @bp.route("/<reference>")
