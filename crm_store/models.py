@@ -14,6 +14,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC time: SQLite hands back naive datetimes; the store keeps UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -191,10 +196,8 @@ class Ticket(Base):
         the resolution's. The same rule in Python (a loaded ticket) and in SQL (a filter)."""
         if self.status not in (OPEN, CLAIMED):
             return False
-        # SQLite hands back naive datetimes; the store keeps UTC.
-        first_due, resolution_due = (due if due.tzinfo else due.replace(tzinfo=timezone.utc)
-                                     for due in (self.first_response_due, self.resolution_due))
-        return (self.first_response_at is None and first_due < now) or resolution_due < now
+        return (self.first_response_at is None and as_utc(self.first_response_due) < now) \
+            or as_utc(self.resolution_due) < now
 
     @breached.expression
     def breached(cls, now: datetime):  # type: ignore[no-untyped-def]

@@ -106,6 +106,12 @@ def language(text: str) -> str:
     return "zh" if cjk and cjk * 3 >= latin else "en"
 
 
+def written_language(text: str) -> str | None:
+    """``language`` of a text with words in it; None for one without ("5", "👍", "?"), which says
+    nothing of the writer's language."""
+    return language(text) if _CJK.search(text) or _LATIN.search(text.lower()) else None
+
+
 @lru_cache(maxsize=4096)
 def _cached_cut(text: str) -> tuple[str, ...]:
     # No HMM: jieba's HMM guesses words missing from its dictionary at a third of the cut's cost,

@@ -12,7 +12,7 @@ another visitor. POSTs carry the page's CSRF token (``X-CSRFToken``) and are rat
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, make_response, request, session
@@ -23,7 +23,7 @@ from werkzeug.exceptions import BadRequest
 from bot.inbox import receive
 from channels import webchat
 from crm_store import models, services
-from crm_store.models import ChannelIdentity, Conversation, Message, utcnow
+from crm_store.models import ChannelIdentity, Conversation, Message, as_utc, utcnow
 from web.context import runtime_of
 from web.extensions import limiter
 
@@ -54,10 +54,6 @@ def _visitor_key() -> str:
     return f"webchat:{visitor}" if visitor else f"webchat-ip:{get_remote_address()}"
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # SQLite gives naive UTC
-
-
 def _author(stored: str) -> str:
     # Staff names stay inside: the visitor sees that a person answered, not their login.
     return "agent" if stored.startswith("agent") else stored
@@ -66,7 +62,7 @@ def _author(stored: str) -> str:
 def _as_json(row: Row[Any]) -> dict[str, Any]:
     return {"id": row.id, "direction": row.direction, "author": _author(row.author), "text": row.text,
             "delivery": row.delivery, "client_id": row.external_id if row.direction == "in" else None,
-            "at": _utc(row.created_at).isoformat().replace("+00:00", "Z")}
+            "at": as_utc(row.created_at).isoformat().replace("+00:00", "Z")}
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:
@@ -137,7 +133,7 @@ def messages() -> Response:
                            .order_by(Message.id).limit(POLL_LIMIT)).all()
     settled_before, cursor, waiting = utcnow() - SETTLE, after, False
     for row in rows:
-        waiting = waiting or row.delivery in _PENDING or _utc(row.created_at) > settled_before
+        waiting = waiting or row.delivery in _PENDING or as_utc(row.created_at) > settled_before
         if not waiting:
             cursor = row.id
     shown = [_as_json(row) for row in rows if row.direction == "in" or row.delivery in _SHOWN]

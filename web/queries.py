@@ -3,14 +3,14 @@ view, shared by both, so a page and its API answer can never disagree."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Sequence
 
 from sqlalchemy import case, func, or_, select
 
 from config.content import LevelRule
 from crm_store import membership, models
-from crm_store.models import AuditEntry, Conversation, Customer, Message, Ticket, TicketNote, utcnow
+from crm_store.models import AuditEntry, Conversation, Customer, Message, Ticket, TicketNote, as_utc, utcnow
 from crm_store.uow import UnitOfWork
 from nlp import analysis
 
@@ -125,10 +125,6 @@ class TicketView:
         return None if self.window_closes_at is None else max(self.window_closes_at - now, timedelta(0))
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # SQLite drops the zone
-
-
 def ticket_view(ticket: Ticket, uow: UnitOfWork, message_limit: int = 200) -> TicketView:
     """The workspace of ``ticket``: the customer's whole conversation across channels, newest last."""
     messages = latest_messages(ticket.customer_id, uow, message_limit)
@@ -144,7 +140,7 @@ def ticket_view(ticket: Ticket, uow: UnitOfWork, message_limit: int = 200) -> Ti
         channel=conversation.channel if conversation else None, messages=messages,
         notes=list(uow.session.scalars(select(TicketNote).filter_by(ticket_id=ticket.id).order_by(TicketNote.id))),
         audit=audit_trail(uow, "ticket", ticket.reference),
-        window_closes_at=_aware(last_inbound) + REPLY_WINDOW if last_inbound and conversation.channel == "wechat"
+        window_closes_at=as_utc(last_inbound) + REPLY_WINDOW if last_inbound and conversation.channel == "wechat"
         else None)
 
 

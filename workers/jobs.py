@@ -18,7 +18,7 @@ from channels.base import QuotaExceeded, RecipientUnreachable, SendFailed, SendO
 from crm_store import models, outbox, services
 from crm_store.models import Ticket
 from crm_store.uow import UnitOfWork
-from nlp.tokenize import language
+from nlp.tokenize import written_language
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def resolve_and_ask(rt: Runtime, ticket: Ticket, agent: str, fields: Mapping[str
     # The customer's language from what they last wrote: the bot's note of it may be long gone.
     said = services.customer_text(ticket.conversation_id, uow) if ticket.conversation_id else ""
     question = services.ask_for_rating(ticket, rt.content, uow, rt.settings.conversation_ttl,
-                                       lang=language(said) if any(ch.isalpha() for ch in said) else None)
+                                       lang=written_language(said))
     if question is not None:
         uow.after_commit(lambda: send_soon(rt, question))
     return ticket

@@ -34,7 +34,7 @@ from config import ConfigError, Settings
 from config.content import BotRules
 from config.listening import ListeningRules, load_listening
 from crm_store import listening, services
-from crm_store.models import utcnow
+from crm_store.models import as_utc, utcnow
 from crm_store.references import SHANGHAI
 from crm_store.uow import UnitOfWork
 from nlp import analysis
@@ -221,9 +221,7 @@ class Listener:
     def _waiting_until(self, source: str) -> datetime | None:
         with self.uow() as uow:
             last = listening.last_poll_run(self.channel, self.account, source, uow)
-        until = last.rate_limited_until if last is not None else None
-        if until is not None and until.tzinfo is None:  # SQLite hands back naive UTC
-            until = until.replace(tzinfo=timezone.utc)
+        until = as_utc(last.rate_limited_until) if last is not None and last.rate_limited_until else None
         return until if until is not None and until.timestamp() > self.clock() else None
 
     def poll_source(self, source: str, pages: Callable[[str | None], Iterator[Page]], terms: Sequence[str] = (),

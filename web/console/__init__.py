@@ -77,8 +77,7 @@ def local_time(moment: datetime | None, pattern: str = "MM-dd HH:mm") -> str:
     """A stored UTC time on the brand's clock."""
     if moment is None:
         return ""
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # SQLite drops the zone
-    return format_datetime(moment.astimezone(BRAND_TZ).replace(tzinfo=None), pattern)
+    return format_datetime(models.as_utc(moment).astimezone(BRAND_TZ).replace(tzinfo=None), pattern)
 
 
 def duration(delta: timedelta | None) -> str:

@@ -6,11 +6,10 @@ from typing import Any, Callable
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from werkzeug.wrappers import Response
 
 from crm_store import models, services
 from crm_store.models import Ticket, utcnow
-from nlp.tokenize import language
+from nlp.tokenize import written_language
 from web import queries
 from web.console import label, staff_names, staff_required, ticket_categories
 from web.console.forms import ActionForm, AssignForm, NoteForm, ReplyForm, ResolveForm
@@ -67,9 +66,8 @@ def _workspace(reference: str, status: int = 200, **forms: Any) -> tuple[str, in
         view = queries.ticket_view(ticket, uow)
         customer = queries.customer_view(ticket.customer_id, uow, rt.content.rules.levels)
     # Canned replies in the customer's language: that of the last thing they wrote.
-    said = next((m.text for m in reversed(view.messages) if m.direction == "in" and m.kind == "text"
-                 and any(ch.isalpha() for ch in m.text)), "")
-    lang = language(said) if said else "zh"
+    lang = next((found for m in reversed(view.messages) if m.direction == "in" and m.kind == "text"
+                 and (found := written_language(m.text))), "zh")
     resolve_form = forms.get("resolve_form") or ResolveForm(category=ticket.category)
     resolve_form.category.choices = list(dict.fromkeys([ticket.category, *ticket_categories()]))
     assign_form = forms.get("assign_form") or AssignForm()
