@@ -7,17 +7,25 @@ they would live. Staff work the tickets with the store's service functions (clai
 ask for a rating), their messages are delivered through the outbox's own functions, the marketer
 moves the leads along, and the shops' tills credit members' points through the points ledger.
 
+People post about the brand on Weibo and Twitter, and the real listening worker
+(``workers.listening.Listener``) polls them a few times a day from in-memory stand-ins of the two
+platforms' clients: its analysis and rules store the mentions and make their tickets and leads,
+and it takes the accounts' daily follower counts. Staff settle those tickets, the marketer
+follows those leads up, and the Official Account's followers are counted at each day's end.
+
 Everything happens on a simulated clock over the last ``days`` days, in time order, ending now
 (see ``SimulatedClock`` for why a clock rather than rewriting timestamps afterwards).
 """
 from __future__ import annotations
 
+import heapq
 import random
 import string
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from typing import Callable, Iterator, Sequence
 from urllib.parse import parse_qsl
 
@@ -28,13 +36,18 @@ from bot import flows
 from bot.inbox import receive
 from bot.otp import MemoryCodeSender
 from bot.router import Router
-from channels.base import InboundMessage
+from channels import twitter, weibo
+from channels.base import COMMENT, POST, InboundMessage, Mention
+from channels.wechat import NAME as WECHAT
 from channels.wechat import WeChatChannel
 from channels.wechat_push import WeChatServer, event_xml, text_xml
-from crm_store import membership, models, outbox, services, staff
-from crm_store.models import ChannelIdentity, Lead, Member, Message, PointsEntry, StaffUser, Ticket
+from crm_store import listening, membership, models, outbox, services, staff
+from crm_store.models import (ChannelIdentity, FollowerSnapshot, Lead, Member, Message, PointsEntry, StaffUser, Ticket,
+                              as_utc)
 from crm_store.references import SHANGHAI
 from crm_store.uow import UnitOfWork
+from workers.listening import Listener
+from workers.listening import rules as listening_rules
 from workers.runtime import Runtime
 
 # The Official Account the demo's customers write to: ``crmbot chat``'s default, so a presenter
@@ -776,6 +789,435 @@ SHOWCASE: tuple[Callable[[Planner, DemoCustomer], list[tuple[datetime, str, dict
 )
 
 
+# --- Weibo and Twitter: the brand's mentions, heard by the real listener ------------------------
+
+# The brand's accounts when the settings name none (CRMBOT_WEIBO_UID, CRMBOT_TWITTER_USER_ID). With
+# them set, the demo's listening history is kept under the configured accounts, where a live poll
+# would keep it, so the console shows one history either way.
+WEIBO_UID = "7301520888"
+TWITTER_USER_ID = "1492871046380376065"
+TWITTER_HANDLE = "@chakafang"
+# Followers of the Official Account from before the demo: the demo customers are the ones who
+# write in; most followers never do (about three per writer), plus a long-time base.
+WECHAT_SILENT_PER_CUSTOMER = 3
+WECHAT_BASE_FOLLOWERS = 1_500
+# When the Listener polls, in the brand's hours (the live scheduler polls every two minutes; a few
+# polls a day keep the demo quick and still open each ticket within hours of its post).
+POLL_HOURS = (9.5, 13, 17, 21)
+WATCH_TERMS = (("茶咖坊", "brand"), ("chakafang", "brand"), ("生椰拿铁", "product"), ("桂花乌龙拿铁", "product"),
+               ("杨枝甘露", "product"), ("cold brew", "product"), ("瑞幸", "competitor"), ("喜茶", "competitor"),
+               ("luckin", "competitor"), ("heytea", "competitor"), ("#茶咖坊秋日限定#", "campaign"),
+               ("#茶咖坊会员日#", "campaign"), ("#chakafangautumn", "campaign"))
+# What people post about the brand, by kind, and how often each kind comes up. The listener's own
+# analysis and rules decide what each becomes; these texts were checked to read as meant.
+MENTION_MIX = (("praise", 22), ("question", 15), ("complaint", 15), ("food_safety", 2), ("purchase", 12),
+               ("competitor", 10), ("campaign", 14), ("chatter", 10))
+WEIBO_TEXTS = {
+    "praise": ("@茶咖坊 今天的{drink}也太好喝了吧！每天一杯续命", "{store}的小姐姐超温柔，下雨天还帮我套了袋子 @茶咖坊 爱了",
+               "秋天的第一杯桂花乌龙拿铁，桂花香好浓，已经回购三次了 @茶咖坊", "打卡@茶咖坊 {store}，环境很舒服适合办公，{drink}好评",
+               "@茶咖坊 杨枝甘露料超足，芒果很新鲜，良心店", "@茶咖坊 生椰拿铁yyds，加班的快乐源泉",
+               "@茶咖坊 谢谢{store}的店长，忘带手机还让我先把咖啡拿走"),
+    "question": ("@茶咖坊 请问{store}几点关门呀？", "@茶咖坊 {drink}可以换成燕麦奶吗？乳糖不耐受", "@茶咖坊 会员日是每周几？积分怎么兑换",
+                 "@茶咖坊 小程序点单能开发票吗", "@茶咖坊 {city}有你们的店吗？出差想去喝", "@茶咖坊 周末去哪家店人少一点",
+                 "@茶咖坊 冬天有热饮推荐吗？"),
+    "complaint": ("@茶咖坊 今天在{store}买的{drink}一股怪味，奶是不是坏了，太失望了", "@茶咖坊 {drink}的珍珠是硬的，根本没煮熟，浪费钱",
+                  "@茶咖坊 外卖等了{minutes}分钟才送到，{drink}全凉了，差评", "@茶咖坊 骑手送错地址，打电话也没人接，到现在没收到",
+                  "@茶咖坊 {store}的店员态度太差了，问个问题爱答不理还翻白眼", "@茶咖坊 收银员对顾客大呼小叫，服务态度极差，再也不去了",
+                  "@茶咖坊 小程序支付失败但是钱扣了两次，客服也不回", "@茶咖坊 点单小程序又卡住了，付不了款，气死",
+                  "@茶咖坊 {store}排队半小时，店员就两个人，忙不过来"),
+    "food_safety": ("@茶咖坊 喝了{store}的{drink}之后拉肚子一晚上，你们的食品安全到底有没有人管",
+                    "@茶咖坊 {drink}里喝出一只虫子，恶心死了，已经拍照留证", "@茶咖坊 买的咖啡豆收到发现过期了，食品安全呢？"),
+    "purchase": ("@茶咖坊 想在{city}加盟，怎么联系你们的招商经理？", "@茶咖坊 公司下午茶想团购{cups}杯，有团购价吗",
+                 "@茶咖坊 我们是做咖啡豆批发的，想和你们合作，求联系方式", "@茶咖坊 年会要订{cups}杯奶茶，能送到{city}吗",
+                 "@茶咖坊 学校社团活动想订{cups}杯，可以优惠吗", "#茶咖坊秋日限定# 公司想团购{cups}杯桂花乌龙拿铁，活动价能用吗 @茶咖坊",
+                 "@茶咖坊 我们公司想定制logo杯套，下午茶每周订{cups}杯，求联系", "@茶咖坊 在{city}能代理你们的咖啡豆吗"),
+    "competitor": ("茶咖坊的生椰拿铁和瑞幸的比，我更喜欢茶咖坊，奶味更足 @茶咖坊", "@茶咖坊 和喜茶比价格实在多了，味道也不输",
+                   "喜茶的新品一般，还是@茶咖坊 的杨枝甘露好喝", "瑞幸9块9天天喝，@茶咖坊 什么时候也搞个优惠",
+                   "瑞幸和@茶咖坊 的生椰拿铁盲测，朋友全选了茶咖坊哈哈"),
+    "campaign": ("#茶咖坊秋日限定# 转发抽奖！桂花乌龙拿铁第二杯半价 @茶咖坊", "#茶咖坊秋日限定# 桂花乌龙拿铁yyds，拍照超好看",
+                 "#茶咖坊会员日# 积分翻倍，冲冲冲 @茶咖坊", "#茶咖坊会员日# 今天积分翻倍，囤了两杯券 @茶咖坊",
+                 "抽我抽我 #茶咖坊秋日限定# //@茶咖坊:转发本条微博，抽30位送桂花乌龙拿铁一杯"),
+    "chatter": ("今天又是被@茶咖坊 续命的一天", "和闺蜜在@茶咖坊 {store}坐了一下午，聊到打烊"),
+}
+# Weibo's emoticons, which many posts end with, by the mood of the kind.
+WEIBO_TAILS = {"praise": ("", "", " [赞]", " [爱你]", " [哈哈]"), "campaign": ("", " [哈哈]", " [鼓掌]"),
+               "complaint": ("", "", " [怒]", " [抓狂]"), "food_safety": ("", " [怒]")}
+TWEETS = {
+    "praise": ("@chakafang the {drink_en} at {store_en} is unreal, best coffee in Shanghai",
+               "Love the new osmanthus oolong latte from @chakafang #ChakafangAutumn",
+               "@chakafang your staff at {store_en} are always so friendly, thank you!",
+               "@chakafang cold brew + rainy afternoon = perfect"),
+    "question": ("@chakafang do you have oat milk at {store_en}?", "@chakafang what time does {store_en} close on Sundays?",
+                 "@chakafang is the osmanthus latte available for delivery?",
+                 "@chakafang any plans for a Hong Kong store?"),
+    "complaint": ("@chakafang waited {minutes} minutes for my delivery and the coffee was cold. Not happy.",
+                  "@chakafang the barista at {store_en} was incredibly rude to me today",
+                  "@chakafang my {drink_en} tasted sour, the milk was clearly off. Disappointed.",
+                  "@chakafang ordered 3 drinks, got 2, and nobody answers the phone at the store. terrible service",
+                  "@chakafang the app keeps crashing when I try to pay",
+                  "@chakafang my delivery never arrived and support isn't replying. really frustrating"),
+    "food_safety": ("@chakafang found a piece of plastic in my {drink_en}. This is a food safety issue.",),
+    "purchase": ("@chakafang where can I buy {cups} cups for our office? need them Friday",
+                 "@chakafang interested in a franchise in {city_en}, who do I contact?",
+                 "@chakafang do you do wholesale coffee beans? we run a cafe in {city_en}",
+                 "@chakafang can you do catering for a corporate event of {cups} people?",
+                 "@chakafang looking for a bulk order of cold brew bottles for a conference, can you quote?",
+                 "@chakafang we're organizing a team offsite for {cups} people, do you do bulk orders?"),
+    "competitor": ("chakafang oat latte > luckin's, fight me",
+                   "Tried Heytea and Chakafang back to back. Chakafang's cold brew wins.",
+                   "luckin is cheaper but @chakafang actually tastes like coffee"),
+    "campaign": ("#ChakafangAutumn osmanthus latte is back and I'm so happy @chakafang",
+                 "#ChakafangAutumn giveaway: RT to win a month of free drinks from @chakafang"),
+    "chatter": ("latte number three this week from @chakafang, love it",
+                "working from {store_en} today, @chakafang wifi is solid"),
+}
+# Chinese speakers on Twitter (abroad, mostly): about one tweet in seven, for the kinds that have some.
+TWEETS_ZH = {
+    "praise": ("@chakafang 在国外也能喝到杨枝甘露就好了，好想念",),
+    "purchase": ("@chakafang 海外可以加盟吗？想在新加坡开一家",),
+    "complaint": ("@chakafang 外卖等了一个小时，咖啡都凉了，太失望了",),
+}
+WEIBO_NAMES = (("爱喝奶茶的", "杭州", "上海", "打工人", "今天也要", "不吃香菜的", "一只", "深夜", "苏州", "减肥失败的"),
+               ("小鱼", "阿七", "橘子", "团子", "Lily", "momo", "大王", "咖啡控", "小熊", "喵喵"))
+WEIBO_KOLS = ("杭州美食探店", "魔都咖啡地图", "上海吃喝玩乐指南", "江浙沪探店王", "奶茶测评君")
+TWITTER_NAMES = (("coffee", "latte", "matcha", "sh", "tea", "bean", "em", "jay", "oat", "expat"),
+                 ("_lover", "nerd", "_in_sh", "girl", "_daily", "wang", "chen", "88", "_addict", "_notes"))
+TWITTER_KOLS = ("ShanghaiEats", "AsiaCoffeeReview", "ExpatShanghai", "TeaTimeAsia")
+
+
+@dataclass(frozen=True)
+class Author:
+    """Someone who posts about the brand, with their public profile."""
+
+    id: str
+    name: str
+    followers: int
+    verified: bool
+
+
+class ListeningPlanner:
+    """What the brand's listening hears over the window: the mentions on Weibo and Twitter (with
+    their authors, heavy-tailed followers, counts and ids as each platform gives them), the
+    accounts' followers day by day, and when staff and the marketer follow up what the rules made."""
+
+    def __init__(self, rng: random.Random, start: datetime, now: datetime) -> None:
+        self.rng, self.start, self.now = rng, start, now
+        self.times = Planner(rng, start, now)  # the brand's day: customers' hours, staff hours
+        self.days = [start.astimezone(SHANGHAI).date() + timedelta(days=n)
+                     for n in range((now.astimezone(SHANGHAI).date() - start.astimezone(SHANGHAI).date()).days + 1)]
+
+    def moment(self) -> datetime:
+        return self.times.daytime(self.start + (self.now - self.start) * self.rng.random())
+
+    def kinds(self, count: int) -> list[str]:
+        """``count`` kinds of mention: every kind once (so a small demo has each), the rest drawn."""
+        names = [name for name, _ in MENTION_MIX]
+        drawn = self.rng.choices(names, [weight for _, weight in MENTION_MIX], k=max(count - len(names), 0))
+        kinds = names[:count] + drawn
+        self.rng.shuffle(kinds)
+        return kinds
+
+    def authors(self, names: tuple[Sequence[str], Sequence[str]], kols: Sequence[str], count: int,
+                make_id: Callable[[], str]) -> list[Author]:
+        """``count`` authors, most with a few hundred followers, a few influencers (most of them
+        verified) with tens of thousands to millions; in no order of followers."""
+        r, taken, made, ids = self.rng, set(), [], set()
+        for n in range(count):
+            influencer = n < len(kols) and r.random() < 0.6
+            if influencer:
+                name, followers = kols[n], int(10 ** r.uniform(4.3, 6.4))
+            else:
+                name = r.choice(names[0]) + r.choice(names[1])
+                followers = int(r.lognormvariate(5.3, 1.5)) + r.randrange(0, 20)
+            while name in taken:
+                name += str(r.randrange(10))
+            taken.add(name)
+            verified = r.random() < (0.85 if followers >= 50_000 else 0.02)
+            author_id = make_id()
+            while author_id in ids:
+                author_id = make_id()
+            ids.add(author_id)
+            made.append(Author(author_id, name, followers, verified))
+        r.shuffle(made)
+        return made
+
+    def engagement(self, author: Author, kind: str) -> tuple[int, int, int]:
+        """Reposts, comments and likes: they grow with the author's reach, sublinearly; a
+        complaint draws comments, a giveaway reposts."""
+        r = self.rng
+        likes = int(author.followers ** 0.6 * r.lognormvariate(-1.0, 1.0))
+        comments = int(likes * r.uniform(0.05, 0.3) * (3 if kind in ("complaint", "food_safety") else 1))
+        reposts = int(likes * r.uniform(0.0, 0.25) * (4 if kind == "campaign" else 1))
+        return reposts, comments, likes
+
+    def fill(self, text: str) -> str:
+        r = self.rng
+        return text.format(store=r.choice(STORES), drink=r.choice(DRINKS), drink_en=r.choice(DRINKS_EN),
+                           store_en=r.choice(STORES_EN), minutes=r.choice((50, 70, 80, 90, 100)), city=r.choice(CITIES),
+                           city_en=r.choice(CITIES_EN + ("Singapore", "Hong Kong")), cups=r.choice((20, 30, 50, 80)))
+
+    def weibo(self, account: str, count: int) -> list[Mention]:
+        """Posts and comments that mention the brand on Weibo. Ids grow with time (a comment's
+        and a brand post's alike); a comment sits under one of the brand's own posts."""
+        r = self.rng
+        authors = self.authors(WEIBO_NAMES, WEIBO_KOLS, max(4, count * 2 // 3),
+                               lambda: str(r.randrange(1_000_000_000, 7_999_999_999)))
+        weights = [1 / (n + 1) ** 0.45 for n in range(len(authors))]  # some write again and again
+        timeline = sorted([(self.moment(), kind) for kind in self.kinds(count)] +
+                          [(self.start + (self.now - self.start) * r.random(), "") for _ in range(len(self.days))] +
+                          [(self.start - timedelta(hours=20), "")])
+        mentions, brand_post, next_id = [], "", 4_990_000_000_000_000 + r.randrange(10**12)
+        for at, kind in timeline:
+            next_id += r.randrange(10**8, 10**10)
+            if not kind:  # the brand's own post: what comments and reposts hang under
+                brand_post = str(next_id)
+                continue
+            author = r.choices(authors, weights)[0]
+            text = self.fill(r.choice(WEIBO_TEXTS[kind])) + r.choice(WEIBO_TAILS.get(kind, ("",)))
+            reposts, comments, likes = self.engagement(author, kind)
+            common = dict(channel=weibo.NAME, account=account, external_id=str(next_id), text=text, created_at=at,
+                          author_id=author.id, author_screen_name=author.name, author_followers=author.followers,
+                          author_verified=author.verified)
+            if r.random() < 0.3 and "//@" not in text:
+                mentions.append(Mention(kind=COMMENT, likes=likes // 4, in_reply_to=brand_post,
+                                        url=weibo.STATUS_URL.format(brand_post),
+                                        reply_ref=f"{brand_post}/{next_id}", **common))
+            else:
+                mentions.append(Mention(kind=POST, reposts=reposts, comments=comments, likes=likes,
+                                        in_reply_to=brand_post if "//@" in text else None,
+                                        url=weibo.STATUS_URL.format(next_id), reply_ref=str(next_id), **common))
+        return mentions
+
+    def twitter(self, account: str, count: int) -> list[Mention]:
+        """Tweets about the brand: most name its handle (the mentions timeline finds them), some
+        only a watch term (recent search finds them). Ids are snowflakes of their time, as
+        Twitter's are, so recent search's seven-day cursor rule holds."""
+        r = self.rng
+        authors = self.authors(TWITTER_NAMES, TWITTER_KOLS, max(3, count * 2 // 3), self.twitter_user_id)
+        weights = [1 / (n + 1) ** 0.45 for n in range(len(authors))]
+        timeline = sorted([(self.moment(), kind) for kind in self.kinds(count)] +
+                          [(self.start + (self.now - self.start) * r.random(), "") for _ in range(len(self.days) // 2)] +
+                          [(self.start - timedelta(hours=30), "")])
+        mentions, brand_tweet = [], ""
+        for at, kind in timeline:
+            tweet_id = str(((int(at.timestamp() * 1000) - twitter.TWITTER_EPOCH_MS) << 22) | r.randrange(1 << 22))
+            if not kind:
+                brand_tweet = tweet_id
+                continue
+            author = r.choices(authors, weights)[0]
+            texts = TWEETS_ZH[kind] if kind in TWEETS_ZH and r.random() < 0.15 else TWEETS[kind]
+            text = self.fill(r.choice(texts))
+            reposts, comments, likes = self.engagement(author, kind)
+            reply = text.startswith(TWITTER_HANDLE) and r.random() < 0.25
+            mentions.append(Mention(
+                channel=twitter.NAME, account=account, external_id=tweet_id, kind=twitter.REPLY if reply else POST,
+                text=text, created_at=at, author_id=author.id, author_screen_name=author.name,
+                author_followers=author.followers, author_verified=author.verified, reposts=reposts,
+                comments=comments, likes=likes, in_reply_to=brand_tweet if reply else None,
+                url=f"https://x.com/{author.name}/status/{tweet_id}", reply_ref=tweet_id))
+        return mentions
+
+    def twitter_user_id(self) -> str:
+        """An old account's short number, or a newer one's snowflake."""
+        r = self.rng
+        return str(r.randrange(10**7, 10**10) if r.random() < 0.4 else r.randrange(10**17, 19 * 10**17))
+
+    def followers(self, first: int, daily: float) -> dict[date, int]:
+        """An account's followers on each of the window's days: growing about ``daily`` a day,
+        some days more, now and then a day that loses a few."""
+        counts, n = {}, first
+        for day in self.days:
+            n = max(n + round(self.rng.gauss(daily, daily)), 0)
+            counts[day] = n
+        return counts
+
+    def polls(self) -> list[datetime]:
+        """When the Listener polls: as the accounts are connected, a few times each day, and once
+        more just before now, so the store ends current."""
+        made = [self.start + timedelta(minutes=1)]
+        for day in self.days:
+            for hour in POLL_HOURS:
+                local = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI) + timedelta(hours=hour)
+                at = local.astimezone(timezone.utc) + timedelta(minutes=self.rng.uniform(-10, 10))
+                if made[0] < at < self.now - timedelta(minutes=5):
+                    made.append(at)
+        return made + [self.now - timedelta(minutes=1)]
+
+    def ticket_steps(self, opened: datetime, priority: str) -> list[tuple[datetime, str]]:
+        """When staff claim and resolve a ticket opened from a mention: most are settled within
+        the day (a P1 within the hour); a few wait in the queue or stay claimed."""
+        r = self.rng
+        if r.random() < 0.12:
+            return []
+        urgent = priority == "P1"
+        delay = r.uniform(5, 40) if urgent else r.lognormvariate(3.8, 0.7)
+        claimed = self.times.work_time(opened + timedelta(minutes=delay))
+        if r.random() < 0.15:
+            return [(claimed, "claim")]
+        resolved = self.times.work_time(claimed + timedelta(hours=r.uniform(0.3, 2) if urgent else r.uniform(0.5, 20)))
+        return [(claimed, "claim"), (resolved, "resolve")]
+
+    def lead_steps(self, captured: datetime) -> list[tuple[datetime, str]]:
+        """The marketer's steps for a lead from a mention (as for WeChat's: ``LEAD_PATHS``)."""
+        r, at, steps = self.rng, captured, []
+        for status in LEAD_PATHS[r.choices(tuple(LEAD_PATHS), (1, 3, 3, 2, 2))[0]]:
+            at = self.times.work_time(at + timedelta(hours=r.uniform(2, 40)))
+            steps.append((at, status))
+        return steps
+
+
+class DemoWeibo:
+    """The brand's Weibo as the Listener reads it (``WeiboClient``'s reads, in memory): what was
+    posted up to the simulated now, newest first, and today's follower count."""
+
+    def __init__(self, mentions: Sequence[Mention], followers: dict[date, int], clock: SimulatedClock) -> None:
+        self.posted, self.counts, self.clock = sorted(mentions, key=lambda m: int(m.external_id)), followers, clock
+
+    def mention_pages(self, kind: str, since_id: str | None = None, count: int = 50) -> Iterator[weibo.MentionPage]:
+        found = _posted(self.posted, self.clock.now, since_id, lambda m: m.kind == kind)
+        for page in _chunks(found, count):
+            yield weibo.MentionPage(kind, page, (), tuple(m.external_id for m in page), len(found))
+
+    def followers_count(self) -> int:
+        return self.counts[self.clock.now.astimezone(SHANGHAI).date()]
+
+
+class DemoTwitter:
+    """The brand's Twitter as the Listener reads it (``TwitterClient``'s reads, in memory): the
+    mentions timeline (tweets naming the handle), recent search (the last seven days' tweets
+    with the phrase, any case) and today's follower count."""
+
+    def __init__(self, tweets: Sequence[Mention], followers: dict[date, int], clock: SimulatedClock) -> None:
+        self.posted, self.counts, self.clock = sorted(tweets, key=lambda m: int(m.external_id)), followers, clock
+
+    def mentions(self, since_id: str | None = None, max_results: int = 100) -> Iterator[twitter.TweetPage]:
+        return self._pages(lambda m: TWITTER_HANDLE in m.text.lower(), since_id, max_results)
+
+    def search(self, query: str, since_id: str | None = None, max_results: int = 100) -> Iterator[twitter.TweetPage]:
+        phrase, week_ago = query.strip('"').lower(), self.clock.now - timedelta(days=7)
+        return self._pages(lambda m: m.created_at > week_ago and phrase in m.text.lower(), since_id, max_results)
+
+    def followers(self) -> int:
+        return self.counts[self.clock.now.astimezone(SHANGHAI).date()]
+
+    def _pages(self, wanted: Callable[[Mention], bool], since_id: str | None, size: int
+               ) -> Iterator[twitter.TweetPage]:
+        found = _posted(self.posted, self.clock.now, since_id, wanted)
+        for n, page in enumerate(_chunks(found, size)):
+            more = (n + 1) * size < len(found)
+            yield twitter.TweetPage(page, page[0].external_id, page[-1].external_id, str(n + 1) if more else None,
+                                    len(page))
+
+
+def _posted(mentions: Sequence[Mention], now: datetime, since_id: str | None,
+            wanted: Callable[[Mention], bool]) -> tuple[Mention, ...]:
+    """The wanted mentions posted by ``now`` and newer than ``since_id``, newest first."""
+    since = int(since_id) if since_id else -1
+    return tuple(m for m in reversed(mentions) if m.created_at <= now and int(m.external_id) > since and wanted(m))
+
+
+def _chunks(mentions: tuple[Mention, ...], size: int) -> Iterator[tuple[Mention, ...]]:
+    for first in range(0, len(mentions), size):
+        yield mentions[first:first + size]
+
+
+class _Listening:
+    """The brand's social side on the simulated clock, between the customers' events: the real
+    ``Listener`` polls the in-memory Weibo and Twitter a few times a day (so its analysis and
+    rules make the mentions' tickets and leads, at poll time), staff work those tickets and the
+    marketer those leads, and the Official Account's followers are counted at each day's end."""
+
+    def __init__(self, rt: Runtime, clock: SimulatedClock, plan: ListeningPlanner, customers: int) -> None:
+        self.rt, self.clock, self.plan = rt, clock, plan
+        s, days = rt.settings, (plan.now - plan.start).total_seconds() / 86400
+        self.accounts = {weibo.NAME: s.weibo_uid or WEIBO_UID, twitter.NAME: s.twitter_user_id or TWITTER_USER_ID}
+        # The follower series first: they then depend on the seed alone, not on the time of day.
+        weibo_followers = plan.followers(plan.rng.randrange(80_000, 120_000), 90)
+        twitter_followers = plan.followers(plan.rng.randrange(2_500, 4_000), 6)
+        # Mentions scale with the brand's size: about one Weibo mention a day per 90 customers.
+        weibo_mentions = plan.weibo(self.accounts[weibo.NAME], round(days * max(6, customers / 90)))
+        tweets = plan.twitter(self.accounts[twitter.NAME], round(days * max(3, customers / 250)))
+        clients = {weibo.NAME: DemoWeibo(weibo_mentions, weibo_followers, clock),
+                   twitter.NAME: DemoTwitter(tweets, twitter_followers, clock)}
+        self.listeners = [Listener(channel, account, clients[channel], rt.uow, rt.content.rules, listening_rules(),
+                                   clock=clock.timestamp) for channel, account in self.accounts.items()]
+        self.wechat_before = WECHAT_BASE_FOLLOWERS + WECHAT_SILENT_PER_CUSTOMER * customers
+        self.queue: list[tuple[datetime, int, Callable[[], None]]] = []
+        self.order = iter(range(1, 10**9))  # ties keep the order they were queued in
+        self.seen_ticket = self.seen_lead = 0
+        self.mentions = 0
+        for at in plan.polls():
+            self.at(at, self.poll)
+        for day in plan.days:  # the Official Account's followers, as each day ends (today: now)
+            ends = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI) + timedelta(days=1, seconds=-1)
+            self.at(min(ends.astimezone(timezone.utc), plan.now - timedelta(seconds=30)), self.wechat_followers)
+
+    def at(self, when: datetime, action: Callable[[], None]) -> None:
+        if when < self.plan.now:
+            heapq.heappush(self.queue, (when, next(self.order), action))
+
+    def catch_up(self, until: datetime) -> None:
+        """Everything due before ``until``, in time order."""
+        while self.queue and self.queue[0][0] < until:
+            when, _, action = heapq.heappop(self.queue)
+            self.clock.now = when
+            action()
+
+    def poll(self) -> None:
+        for listener in self.listeners:
+            self.mentions += sum(run.new for run in listener.poll())
+        self.follow_up()
+
+    def follow_up(self) -> None:
+        """Plan the staff's and the marketer's work on the tickets and leads this poll made."""
+        with self.rt.uow() as uow:
+            tickets = uow.session.execute(
+                select(Ticket.id, Ticket.created_at, Ticket.priority, Ticket.category, models.Mention.lang)
+                .join(models.Mention, models.Mention.ticket_id == Ticket.id)
+                .where(Ticket.source == "mention", Ticket.id > self.seen_ticket).order_by(Ticket.id)).all()
+            leads = uow.session.execute(select(Lead.id, Lead.created_at).where(
+                Lead.source_channel.in_(tuple(self.accounts)), Lead.id > self.seen_lead).order_by(Lead.id)).all()
+        for ticket_id, opened, priority, category, lang in tickets:
+            agent = SUPERVISOR if priority == "P1" else self.plan.rng.choice(AGENTS)
+            settle = SETTLEMENTS_EN["other"] if lang == "en" else SETTLEMENTS.get(category, SETTLEMENTS["other"])
+            for when, action in self.plan.ticket_steps(as_utc(opened), priority):
+                self.at(when, partial(self.work_ticket, ticket_id, action, agent, settle))
+            self.seen_ticket = max(self.seen_ticket, ticket_id)
+        for lead_id, captured in leads:
+            for when, status in self.plan.lead_steps(as_utc(captured)):
+                self.at(when, partial(self.move_lead, lead_id, status))
+            self.seen_lead = max(self.seen_lead, lead_id)
+
+    def work_ticket(self, ticket_id: int, action: str, agent: str,
+                    settle: tuple[str, str | None, str | None, str | None]) -> None:
+        """Claim, or resolve: the author was answered outside the store (a public reply or a
+        private message on the platform), so there is no reply to record and no rating to ask."""
+        _, level, compensation, note = settle
+        with self.rt.uow() as uow:
+            if action == "claim":
+                services.claim_ticket(ticket_id, agent, uow)
+            else:
+                services.resolve_ticket(ticket_id, agent, uow, complaint_level=level, compensation=compensation,
+                                        note=note)
+            uow.commit()
+
+    def move_lead(self, lead_id: int, status: str) -> None:
+        with self.rt.uow() as uow:
+            services.set_lead_status(lead_id, status, uow, actor=MARKETER)
+            uow.commit()
+
+    def wechat_followers(self) -> None:
+        """The Official Account's followers today: those who followed before the demo, and the
+        identities following now (subscribed by an event, not unsubscribed since)."""
+        with self.rt.uow() as uow:
+            following = uow.session.scalar(select(func.count()).select_from(ChannelIdentity).where(
+                ChannelIdentity.channel == WECHAT, ChannelIdentity.account == ACCOUNT,
+                ChannelIdentity.subscribed.is_(True))) or 0
+            listening.record_followers(WECHAT, ACCOUNT, self.clock.now.astimezone(SHANGHAI).date(),
+                                       self.wechat_before + following, uow)
+            uow.commit()
+
+
 # --- running the plan -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -798,8 +1240,24 @@ class DemoSummary:
     members: int
     points_entries: int
     leads: dict[str, int]  # by status
+    mentions: dict[str, int]  # Weibo and Twitter mentions, by channel
+    mention_sentiment: dict[str, int]  # pos | neu | neg
+    social_tickets: dict[str, int]  # tickets opened from mentions, by state
+    social_leads: dict[str, int]  # leads from mentions, by status
+    followers: tuple[FollowerSeries, ...]  # one per channel and account
     staff: tuple[tuple[str, str], ...]  # (name, role)
     staff_created: tuple[str, ...] = ()  # the accounts this run made (with the demo password)
+
+
+@dataclass(frozen=True)
+class FollowerSeries:
+    """An account's follower snapshots: how many days have one, the first and the last count."""
+
+    channel: str
+    account: str
+    days: int
+    first: int
+    last: int
 
 
 def format_summary(s: DemoSummary) -> str:
@@ -824,6 +1282,13 @@ def format_summary(s: DemoSummary) -> str:
         f"  CSAT      {s.csat_answers:,} answers{satisfied}",
         f"  members   {s.members:,}, with {s.points_entries:,} points entries",
         f"  leads     {sum(s.leads.values()):,}: " + counts(s.leads, models.LEAD_STATUSES),
+        f"  mentions  {sum(s.mentions.values()):,}: " + counts(s.mentions, (weibo.NAME, twitter.NAME))
+        + "; " + counts(s.mention_sentiment, ("pos", "neu", "neg")),
+        f"  social    tickets {sum(s.social_tickets.values()):,}: "
+        + counts(s.social_tickets, (models.OPEN, models.CLAIMED, models.RESOLVED))
+        + f"; leads {sum(s.social_leads.values()):,}: " + counts(s.social_leads, models.LEAD_STATUSES),
+        "  followers " + ("; ".join(f"{f.channel} {f.account} {f.first:,} -> {f.last:,} ({f.days} days)"
+                                    for f in s.followers) or "none"),
         "  staff     " + ", ".join(f"{name} ({role})" for name, role in s.staff) + f"; {accounts}",
     ))
 
@@ -848,25 +1313,30 @@ class _Filler:
         self.msg_ids = iter(range(24_000_000_000_000_001, 25_000_000_000_000_000))
         self.messages = self.opened = 0
 
-    def run(self, events: Sequence[Event]) -> None:
+    def run(self, events: Sequence[Event], social: _Listening) -> None:
+        """The customers' events in time order, with the social side's polls and follow-ups
+        (``social``) in between, at their own times."""
         handlers = {Session: self.session, StaffStep: self.staff_step, Purchase: self.purchase, LeadStep: self.lead}
         day, started, seen = None, time.monotonic(), set()
         for n, event in enumerate(events):
+            social.catch_up(event.at)
             today = event.at.astimezone(SHANGHAI).date()
             if today != day and day is not None:
-                self.report(day, len(seen), n / len(events), started)
+                self.report(day, len(seen), social.mentions, n / len(events), started)
             day = today
             seen.add(event.customer.index)
             self.clock.now = event.at
             handlers[type(event)](event)  # type: ignore[operator]
+        social.catch_up(self.end)
         if day is not None:
-            self.report(day, len(seen), 1.0, started)
+            self.report(day, len(seen), social.mentions, 1.0, started)
 
-    def report(self, day: date, customers: int, done: float, started: float) -> None:
+    def report(self, day: date, customers: int, mentions: int, done: float, started: float) -> None:
         """One line per simulated day: the store so far."""
         if self.progress:
             self.progress(f"  {day:%m-%d}  {customers:>6,} customers  {self.messages:>7,} messages  "
-                          f"{self.opened:>5,} tickets   {done:>4.0%}  {time.monotonic() - started:>4.0f} s")
+                          f"{self.opened:>5,} tickets  {mentions:>6,} mentions   {done:>4.0%}  "
+                          f"{time.monotonic() - started:>4.0f} s")
 
     # - customers -
 
@@ -1025,6 +1495,14 @@ def _staff(uow: UnitOfWork) -> tuple[str, ...]:
     return tuple(created)
 
 
+def _watch_terms(uow: UnitOfWork) -> None:
+    """The demo's watch terms; a term the store tracks (or stopped tracking) already is left as it is."""
+    known = {row.term for row in listening.watch_terms(uow, active_only=False)}
+    for term, kind in WATCH_TERMS:
+        if term not in known:
+            listening.add_watch_term(term, kind, uow)
+
+
 def fill_demo(rt: Runtime, customers: int = 3000, days: int = 28, seed: int = 13,
               progress: Callable[[str], None] | None = None) -> DemoSummary:
     """Fill the store with ``customers`` demo customers' last ``days`` days, ending now.
@@ -1050,6 +1528,8 @@ def fill_demo(rt: Runtime, customers: int = 3000, days: int = 28, seed: int = 13
         progress(f"demo: {customers:,} customers, {days} days, {len(events):,} events planned (seed {seed})")
     clock = SimulatedClock(start)
     filler = _Filler(rt, clock, now, rng, progress)
+    # Its own random stream: the customers' stories stay what they were before listening came.
+    social = _Listening(rt, clock, ListeningPlanner(random.Random(f"listening:{seed}"), start, now), customers)
     codes = filler.router.codes
     saved_sender = codes.sender if codes is not None else None
     if codes is not None:
@@ -1058,8 +1538,9 @@ def fill_demo(rt: Runtime, customers: int = 3000, days: int = 28, seed: int = 13
         with clock.installed(filler.router):
             with rt.uow() as uow:
                 created = _staff(uow)
+                _watch_terms(uow)
                 uow.commit()
-            filler.run(events)
+            filler.run(events, social)
     finally:
         if codes is not None:
             codes.sender = saved_sender
@@ -1087,4 +1568,18 @@ def summarize(rt: Runtime, customers: int, days: int, seed: int, start: datetime
             csat_answers=count(Ticket, Ticket.csat_score.is_not(None)),
             csat_satisfied=count(Ticket, Ticket.csat_score >= 4),
             members=count(Member), points_entries=count(PointsEntry), leads=by(Lead.status),
-            staff=STAFF, staff_created=created)
+            mentions=by(models.Mention.channel), mention_sentiment=by(models.Mention.sentiment),
+            social_tickets=by(Ticket.status, Ticket.source == "mention"),
+            social_leads=by(Lead.status, Lead.source_channel.in_((weibo.NAME, twitter.NAME))),
+            followers=follower_series(uow), staff=STAFF, staff_created=created)
+
+
+def follower_series(uow: UnitOfWork) -> tuple[FollowerSeries, ...]:
+    """Each account's follower snapshots, first day to last."""
+    series: dict[tuple[str, str], list[int]] = {}
+    for channel, account, followers in uow.session.execute(select(
+            FollowerSnapshot.channel, FollowerSnapshot.account, FollowerSnapshot.followers).order_by(
+            FollowerSnapshot.channel, FollowerSnapshot.account, FollowerSnapshot.day)):
+        series.setdefault((channel, account), []).append(followers)
+    return tuple(FollowerSeries(channel, account, len(counts), counts[0], counts[-1])
+                 for (channel, account), counts in series.items())
