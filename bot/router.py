@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Protocol
 from bot import policy, slots
 from bot.otp import OneTimeCodes
 from bot.store import BotStore
-from bot.understanding import Understanding, command_of, from_models, typed_text, understand
+from bot.understanding import Understanding, asks, command_of, from_models, states_problem, typed_text, understand
 from channels import base
 from channels.base import InboundMessage
 from config.content import LANGS, BotContent, FaqEntry
@@ -45,6 +45,9 @@ GREETINGS = ("你好", "您好", "哈喽", "嗨", "在吗", "在不在", "有人
 # Actions after which the bot may still not have helped (they count misses themselves), or that
 # say nothing about it.
 MAY_MISS = frozenset({"clarify", "fallback", "faq", "silent", "handoff_wait", "non_text"})
+# Intents a calm question the FAQ answers well is answered before (``calm_faq_question``): not
+# the customer's own points or level, which "how many points do I have?" asks for.
+FAQ_BEFORE = frozenset({"complaint", "member_bind", "chitchat", "praise"})
 # Choices never offered when the bot asks: they are not requests.
 NOT_A_CHOICE = frozenset({"chitchat", "praise"})
 
@@ -192,6 +195,8 @@ class Router:
         """What to do with the models' reading: act when sure, ask when not."""
         t = self.thresholds
         intent = u.intent
+        if intent in FAQ_BEFORE and self.calm_faq_question(u):
+            return "faq"  # "退款多久到账", "礼品卡怎么用": a question the FAQ answers, not a complaint or a request
         # A complaint is acted on from a lower confidence (see bot.understanding.from_models).
         sure = u.confidence >= t["complaint" if intent == "complaint" else "intent"]
         if not sure:
@@ -220,6 +225,15 @@ class Router:
                 u.text, self.content.rules.business_words, self.content.rules.bulk_quantity):
             return "faq"  # a shopper's price question: answered, not a lead
         return action
+
+    def calm_faq_question(self, u: Understanding) -> bool:
+        """A calm question, stating no problem, that the FAQ answers with the confidence it needs
+        unprompted: answered from the FAQ whatever request the models read into its words
+        ("订单怎么取消" is not a complaint, "礼品卡怎么用" not card binding)."""
+        rules = self.content.rules
+        return (u.sentiment.label != "neg" and not u.sentiment.strong and asks(u.text)
+                and policy.category(u.text, rules) not in rules.urgent_categories
+                and not states_problem(u.text, rules) and self.faq_answers(u, unprompted=True) is not None)
 
     def faq_answers(self, u: Understanding, unprompted: bool = False) -> FaqHit | None:
         """The FAQ entry to answer with, when retrieval is sure enough; surer when the models

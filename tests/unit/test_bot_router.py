@@ -102,6 +102,19 @@ def test_each_request_in_everyday_words(text: str, expected: str) -> None:
     assert action(text) == expected, route(text, ROUTER)
 
 
+@pytest.mark.parametrize("text", ["退款多久到账", "订单怎么取消", "东西落在店里了怎么办", "礼品卡怎么用",
+                                  "小程序登录不了怎么办"])
+def test_a_calm_question_the_faq_answers_is_answered_not_taken_as_a_request(text: str) -> None:
+    # The models read these as complaints or card binding; the words of a question and a sure
+    # FAQ match say otherwise.
+    assert action(text) == "faq"
+
+
+@pytest.mark.parametrize("text", ["退款多久能到账啊，等了一周了还没到", "我的奶茶里有头发怎么办", "how many points do I have?"])
+def test_a_problem_or_ones_own_account_is_not_answered_from_the_faq(text: str) -> None:
+    assert action(text) in ("complaint", "points_balance")
+
+
 @pytest.mark.parametrize("text", ["😀😀😀", "[微笑]", "", "我" * 2000, "<b>你好</b><script>x</script>",
                                   "hello 我想问下 points 怎么查", "\x00\x07控制字符", "？？？"])
 def test_any_text_is_routed_without_crashing(text: str) -> None:
