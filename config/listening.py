@@ -5,7 +5,7 @@ the field, as ``config/content.py`` does for the bot's files.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -14,6 +14,7 @@ import yaml
 from config.settings import ConfigError
 
 LISTENING_FILE = Path(__file__).parent / "listening.yaml"
+CHANNELS = ("weibo", "twitter")
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,18 @@ class ListeningRules:
     complaint_intents: tuple[str, ...]
     complaint_min_confidence: float
     complaint_negative_score: float
+    complaint_words: tuple[str, ...]  # lower case
     influential_followers: int
     strong_negative_score: float
     interval_seconds: int
     page_size: int
     max_search_terms: int
+    # A channel's own interval, where its quota calls for one (Weibo counts calls per hour and day).
+    channel_intervals: Mapping[str, int] = field(default_factory=dict)
+
+    def interval_for(self, channel: str) -> int:
+        """Seconds between two scheduled polls of ``channel``."""
+        return self.channel_intervals.get(channel, self.interval_seconds)
 
 
 def _section(path: Path, data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -75,6 +83,7 @@ def load_listening(path: Path = LISTENING_FILE) -> ListeningRules:
         complaint_intents=_words(path, "complaint.intents", complaint.get("intents")),
         complaint_min_confidence=_number(path, "complaint.min_confidence", complaint.get("min_confidence"), 0, 1),
         complaint_negative_score=_number(path, "complaint.negative_score", complaint.get("negative_score"), 0, 1),
+        complaint_words=_words(path, "complaint.words", complaint.get("words", []), required=False),
         influential_followers=_number(path, "priority.influential_followers",
                                       priority.get("influential_followers"), 0, 10**12, int),
         strong_negative_score=_number(path, "priority.strong_negative_score",
@@ -82,4 +91,12 @@ def load_listening(path: Path = LISTENING_FILE) -> ListeningRules:
         interval_seconds=_number(path, "polling.interval_seconds", polling.get("interval_seconds"), 10, 86_400, int),
         page_size=_number(path, "polling.page_size", polling.get("page_size"), 5, 100, int),
         max_search_terms=_number(path, "polling.max_search_terms", polling.get("max_search_terms"), 0, 100, int),
+        channel_intervals=_intervals(path, polling.get("channel_interval_seconds", {})),
     )
+
+
+def _intervals(path: Path, value: Any) -> dict[str, int]:
+    where = "polling.channel_interval_seconds"
+    if not isinstance(value, Mapping) or not all(channel in CHANNELS for channel in value):
+        raise ConfigError(f"{path}: '{where}' must map {' or '.join(CHANNELS)} to seconds")
+    return {channel: _number(path, f"{where}.{channel}", seconds, 10, 86_400, int) for channel, seconds in value.items()}

@@ -7,15 +7,15 @@ the poller fetches first, then stores a page in a short transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, select, update
 
-from channels.base import Mention
-from crm_store import models
+from channels.base import SUBSCRIBE, UNSUBSCRIBE, Mention
+from crm_store import models, staff
 from crm_store.models import ChannelIdentity, Customer, utcnow
-from crm_store.references import _insert
+from crm_store.references import SHANGHAI, _insert, next_references
 from crm_store.uow import UnitOfWork
 
 _mentions, _identities, _customers = models.Mention.__table__, ChannelIdentity.__table__, Customer.__table__
@@ -147,28 +147,94 @@ def mention_lead(customer_id: int, uow: UnitOfWork, *, name: str, interest: str,
     author's open lead from the same channel gains the interest instead of a second lead; returns
     the lead and whether it is new. Not ``services.capture_lead``: that dedupes by phone, and an
     empty phone would tie every social lead together."""
-    lead = uow.session.scalar(select(models.Lead).filter(
-        models.Lead.customer_id == customer_id, models.Lead.phone == "", models.Lead.source_channel == source_channel,
-        models.Lead.status.notin_(("converted", "lost"))).order_by(models.Lead.id).limit(1))
-    if lead is not None:
-        if interest not in lead.interest:
-            lead.interest = f"{lead.interest}\n{interest}"
-        lead.updated_at = utcnow()
-        return lead, False
-    lead = models.Lead(customer_id=customer_id, name=name[:120], phone="", interest=interest,
-                       source_channel=source_channel, keyword=(keyword or None) and keyword[:64],
-                       campaign=(campaign or None) and campaign[:64])
-    uow.session.add(lead)
-    uow.flush()
-    return lead, True
+    [(lead_id, new)] = mention_leads([{"customer_id": customer_id, "name": name, "interest": interest,
+                                       "source_channel": source_channel, "keyword": keyword,
+                                       "campaign": campaign}], uow)
+    # populate_existing: the lead may be in the session already, and was just written past it.
+    return uow.session.get(models.Lead, lead_id, populate_existing=True), new
+
+
+def mention_leads(wanted: Sequence[dict[str, Any]], uow: UnitOfWork) -> list[tuple[int, bool]]:
+    """``mention_lead`` for a page: each of ``wanted`` holds its arguments (customer_id, name,
+    interest, source_channel, keyword, campaign); returns (lead id, new) for each, in order.
+    One read finds the authors' open leads, then one statement inserts the new leads and one
+    updates the others; two mentions by one author on a page make one lead with both interests."""
+    if not wanted:
+        return []
+    leads, now = models.Lead.__table__, utcnow()
+    found = uow.execute(select(leads.c.id, leads.c.customer_id, leads.c.source_channel, leads.c.interest).where(
+        leads.c.customer_id.in_({w["customer_id"] for w in wanted}), leads.c.phone == "",
+        leads.c.source_channel.in_({w["source_channel"] for w in wanted}),
+        leads.c.status.notin_(("converted", "lost"))).order_by(leads.c.id))
+    # (customer, channel) -> the lead its mentions go to: the oldest open one, else one made here.
+    open_leads: dict[tuple[int, str], dict[str, Any]] = {}
+    for lead_id, customer_id, channel, interest in found:
+        open_leads.setdefault((customer_id, channel), {"id": lead_id, "interest": interest, "touched": False})
+    chosen: list[tuple[dict[str, Any], bool]] = []
+    for want in wanted:
+        key = (want["customer_id"], want["source_channel"])
+        lead = open_leads.get(key)
+        if lead is None:
+            open_leads[key] = {"id": None, "interest": want["interest"], "first": want}
+            chosen.append((open_leads[key], True))
+            continue
+        if want["interest"] not in lead["interest"]:
+            lead["interest"] = f"{lead['interest']}\n{want['interest']}"
+        lead["touched"] = "first" not in lead  # a lead found open is written back; a new one is not yet
+        chosen.append((lead, False))
+    made = [lead for lead in open_leads.values() if "first" in lead]
+    if made:
+        rows = []
+        for lead in made:
+            first, keyword, campaign = lead["first"], lead["first"].get("keyword"), lead["first"].get("campaign")
+            rows.append({"customer_id": first["customer_id"], "name": first["name"][:120], "phone": "",
+                         "interest": lead["interest"], "source_channel": first["source_channel"],
+                         "keyword": (keyword or None) and keyword[:64], "campaign": (campaign or None) and campaign[:64],
+                         "created_at": now, "updated_at": now})
+        uow.flush()
+        ids = uow.connection.execute(insert(leads).returning(leads.c.id, sort_by_parameter_order=True), rows)
+        for lead, lead_id in zip(made, ids.scalars()):
+            lead["id"] = lead_id
+    gained = [{"b_id": lead["id"], "b_interest": lead["interest"]} for lead in open_leads.values()
+              if lead.get("touched")]
+    if gained:
+        uow.connection.execute(update(leads).where(leads.c.id == bindparam("b_id")).values(
+            interest=bindparam("b_interest"), updated_at=now), gained)
+    return [(lead["id"], new) for lead, new in chosen]
 
 
 def link_mention(mention_id: int, uow: UnitOfWork, *, lead_id: int | None = None,
                  ticket_id: int | None = None) -> None:
     """Record the lead or ticket a mention became (read back with ``mention_of``)."""
-    values = {k: v for k, v in (("lead_id", lead_id), ("ticket_id", ticket_id)) if v is not None}
-    if values:
-        uow.execute(update(_mentions).where(_mentions.c.id == mention_id).values(**values))
+    link_mentions(uow, leads={mention_id: lead_id} if lead_id is not None else None,
+                  tickets={mention_id: ticket_id} if ticket_id is not None else None)
+
+
+def link_mentions(uow: UnitOfWork, *, leads: dict[int, int] | None = None,
+                  tickets: dict[int, int] | None = None) -> None:
+    """``link_mention`` for many mentions (mention id -> lead id, mention id -> ticket id): one
+    statement for each kind of link."""
+    for column, links in (("lead_id", leads), ("ticket_id", tickets)):
+        if links:
+            uow.flush()
+            uow.connection.execute(update(_mentions).where(_mentions.c.id == bindparam("b_mention"))
+                                   .values({column: bindparam("b_target")}),
+                                   [{"b_mention": mention, "b_target": target} for mention, target in links.items()])
+
+
+def mention_tickets(tickets: Sequence[dict[str, Any]], uow: UnitOfWork) -> list[int]:
+    """``services.open_ticket`` for a page of mentions (source ``mention``, no conversation):
+    each of ``tickets`` holds a ticket's customer_id, category, priority, first_response_due,
+    resolution_due and description. The page's references are reserved with one counter update
+    and its tickets inserted in one statement; returns their ids, in order."""
+    if not tickets:
+        return []
+    table = models.Ticket.__table__
+    rows = [{**ticket, "reference": reference, "source": "mention"}
+            for ticket, reference in zip(tickets, next_references("T", len(tickets), uow))]
+    uow.flush()
+    return list(uow.connection.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                                       rows).scalars())
 
 
 def mention_of(uow: UnitOfWork, *, lead_id: int | None = None, ticket_id: int | None = None) -> models.Mention | None:
@@ -223,8 +289,9 @@ def last_poll_run(channel: str, account: str, source: str, uow: UnitOfWork) -> m
 
 
 # ------------------------------------------------------------------------------ watch terms
-def add_watch_term(term: str, kind: str, uow: UnitOfWork) -> models.WatchTerm:
-    """Track ``term`` (brand | product | competitor | campaign); a deactivated one comes back."""
+def add_watch_term(term: str, kind: str, uow: UnitOfWork, actor: str = "system") -> models.WatchTerm:
+    """Track ``term`` (brand | product | competitor | campaign); a deactivated one comes back.
+    Audited."""
     clean = " ".join(term.split()).lower()
     if not clean or len(clean) > 64:
         raise ValueError("a watch term is 1 to 64 characters")
@@ -237,6 +304,7 @@ def add_watch_term(term: str, kind: str, uow: UnitOfWork) -> models.WatchTerm:
     else:
         row.kind, row.active = kind, True
     uow.flush()
+    staff.audit(actor, "watch_term.add", uow, "watch_term", row.id, term=clean, kind=kind)
     return row
 
 
@@ -247,12 +315,14 @@ def watch_terms(uow: UnitOfWork, active_only: bool = True) -> list[models.WatchT
     return list(uow.session.scalars(query))
 
 
-def deactivate_watch_term(term_id: int, uow: UnitOfWork) -> models.WatchTerm:
-    """Stop tracking a term; mentions that matched it keep the match."""
+def deactivate_watch_term(term_id: int, uow: UnitOfWork, actor: str = "system") -> models.WatchTerm:
+    """Stop tracking a term; mentions that matched it keep the match. Audited."""
     row = uow.session.get(models.WatchTerm, term_id)
     if row is None:
         raise LookupError(f"watch term {term_id} does not exist")
-    row.active = False
+    if row.active:
+        row.active = False
+        staff.audit(actor, "watch_term.remove", uow, "watch_term", row.id, term=row.term)
     return row
 
 
@@ -269,3 +339,33 @@ def record_followers(channel: str, account: str, day: date, followers: int, uow:
 def has_followers(channel: str, account: str, day: date, uow: UnitOfWork) -> bool:
     return uow.execute(select(models.FollowerSnapshot.id).filter_by(
         channel=channel, account=account, day=day)).first() is not None
+
+
+def wechat_followers(day: date, uow: UnitOfWork) -> dict[str, int]:
+    """Followers of each WeChat Official Account at the end of the brand's ``day`` (so far, for
+    today), from the subscribe and unsubscribe events WeChat pushed: the account's last snapshot
+    before ``day`` plus the day's subscribes less its unsubscribes. An account with no earlier
+    snapshot starts from the identities whose last event was a subscribe. (Followers from before
+    the service was connected are not in the events: they count from their next subscribe.)"""
+    identities, messages = ChannelIdentity.__table__, models.Message.__table__
+    conversations = models.Conversation.__table__
+    start = datetime.combine(day, time.min, SHANGHAI).astimezone(timezone.utc)
+    change = func.sum(case((messages.c.kind == SUBSCRIBE, 1), else_=-1))
+    net = dict(uow.execute(
+        select(conversations.c.account, change).select_from(messages.join(
+            conversations, conversations.c.id == messages.c.conversation_id))
+        .where(conversations.c.channel == "wechat", messages.c.kind.in_((SUBSCRIBE, UNSUBSCRIBE)),
+               messages.c.created_at >= start, messages.c.created_at < start + timedelta(days=1))
+        .group_by(conversations.c.account)).all())
+    snapshots = models.FollowerSnapshot.__table__
+    latest = select(snapshots.c.account, func.max(snapshots.c.day).label("day")).where(
+        snapshots.c.channel == "wechat", snapshots.c.day < day).group_by(snapshots.c.account).subquery()
+    before = dict(uow.execute(select(snapshots.c.account, snapshots.c.followers).join(
+        latest, (latest.c.account == snapshots.c.account) & (latest.c.day == snapshots.c.day))
+        .where(snapshots.c.channel == "wechat")).all())
+    subscribed = dict(uow.execute(
+        select(identities.c.account, func.count()).where(identities.c.channel == "wechat",
+                                                         identities.c.subscribed.is_(True))
+        .group_by(identities.c.account)).all())
+    return {account: before[account] + net.get(account, 0) if account in before else subscribed.get(account, 0)
+            for account in {*net, *before, *subscribed}}

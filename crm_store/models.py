@@ -77,6 +77,9 @@ class Conversation(Base):
 # may or may not have it: never sent again blindly).
 PASSIVE, QUEUED, SENDING, SENT = "passive", "queued", "sending", "sent"
 FAILED, UNREACHABLE, QUOTA_EXCEEDED, UNKNOWN = "failed", "unreachable", "quota_exceeded", "unknown"
+# The attribute of an outbound message that makes it a public reply: the ``Mention.reply_ref`` of
+# the post or comment it answers (``OutboundMessage.reply_to``).
+PUBLIC_REPLY = "reply_to"
 
 
 class Message(Base):
@@ -233,6 +236,8 @@ class Lead(Base):
     keyword: Mapped[str | None] = mapped_column(String(64))
     campaign: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="new")
+    assignee: Mapped[str | None] = mapped_column(String(64))  # the staff user working it
+    converted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # last made a customer
     # Another customer's open lead with the same phone: kept apart and linked, never merged into it.
     same_phone_as_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -266,6 +271,7 @@ AGENT, SUPERVISOR, MARKETER, ADMIN = "agent", "supervisor", "marketer", "admin"
 ROLES = (AGENT, SUPERVISOR, MARKETER, ADMIN)
 TICKET_ROLES = (AGENT, SUPERVISOR, ADMIN)  # marketers do not work tickets
 REASSIGN_ROLES = (SUPERVISOR, ADMIN)  # may move a ticket another agent holds
+LEAD_ROLES = (MARKETER, SUPERVISOR, ADMIN)  # see and work leads, mentions and watch terms
 FULL_PHONE_ROLES = (SUPERVISOR, MARKETER, ADMIN)  # agents see phones masked: they reach customers on their channel
 
 

@@ -32,7 +32,7 @@ _DUE = (_messages.c.delivery == _QUEUED) & or_(_messages.c.next_attempt_at.is_(N
 CLAIM = update(_messages).where(_messages.c.id == bindparam("message_id"), _DUE).values(
     delivery=models.SENDING, attempts=_messages.c.attempts + 1, next_attempt_at=None,
     lease_expires_at=bindparam("lease_expires_at")).returning(_messages.c.attempts, _messages.c.text,
-                                                              _messages.c.conversation_id)
+                                                              _messages.c.conversation_id, _messages.c.attributes)
 RECIPIENT = select(Conversation.channel, Conversation.account, ChannelIdentity.external_id).join(
     ChannelIdentity, ChannelIdentity.id == Conversation.identity_id).where(
     Conversation.id == bindparam("conversation_id"))
@@ -76,12 +76,13 @@ def claim_send(message_id: int, uow: UnitOfWork, now: datetime | None = None) ->
                                   "lease_expires_at": now + LEASE}).first()
     if claimed is None:
         return None
-    attempt, text, conversation_id = claimed
+    attempt, text, conversation_id, attributes = claimed
     channel, account, external_id = uow.execute(RECIPIENT, {"conversation_id": conversation_id}).one()
     # One key for the message across its tries: a platform that takes one keeps a retry from
     # showing twice.
     return Claim(message_id, attempt, OutboundMessage(channel, account, external_id, text,
-                                                      idempotency_key=f"message-{message_id}"))
+                                                      idempotency_key=f"message-{message_id}",
+                                                      reply_to=(attributes or {}).get(models.PUBLIC_REPLY)))
 
 
 def record_send(claim: Claim, state: str, uow: UnitOfWork, error: str | None = None,

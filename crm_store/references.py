@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta, timezone
 
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from crm_store import models
@@ -27,10 +26,18 @@ def next_reference(prefix: str, uow: UnitOfWork, digits: int = 4) -> str:
     One counter row per prefix and day, bumped with an upsert, so concurrent processes never
     hand out the same number (the row lock lasts until the transaction commits).
     """
+    return next_references(prefix, 1, uow, digits)[0]
+
+
+def next_references(prefix: str, count: int, uow: UnitOfWork, digits: int = 4) -> list[str]:
+    """``count`` consecutive references of the day, reserved with one counter upsert (a page of
+    mention tickets is numbered at once); the same guarantee as ``next_reference``."""
+    if count < 1:
+        return []
     key = f"{prefix}{utcnow().astimezone(SHANGHAI):%Y%m%d}"
-    statement = _insert(uow, models.ReferenceCounter).values(prefix_day=key, last=1)
-    statement = statement.on_conflict_do_update(index_elements=["prefix_day"],
-                                                set_={"last": models.ReferenceCounter.last + 1})
-    uow.session.execute(statement)
-    number = uow.session.scalar(select(models.ReferenceCounter.last).filter_by(prefix_day=key))
-    return f"{key}-{number:0{digits}d}"
+    counter = models.ReferenceCounter.__table__
+    statement = _insert(uow, models.ReferenceCounter).values(prefix_day=key, last=count)
+    statement = statement.on_conflict_do_update(index_elements=["prefix_day"], set_={"last": counter.c.last + count})
+    # RETURNING reads the bumped row in the same statement, under the same row lock.
+    last = uow.execute(statement.returning(counter.c.last)).scalar_one()
+    return [f"{key}-{number:0{digits}d}" for number in range(last - count + 1, last + 1)]

@@ -179,10 +179,12 @@ def save_conversation_state(conversation_id: int, state: Mapping[str, Any], uow:
 
 
 def record_outbound(conversation_id: int, text: str, uow: UnitOfWork, *, reply_to: int | None = None,
-                    delivery: str = models.QUEUED, author: str = "bot", customer_id: int | None = None) -> int:
+                    delivery: str = models.QUEUED, author: str = "bot", customer_id: int | None = None,
+                    attributes: Mapping[str, Any] | None = None) -> int:
     """Store a message to the customer and return its id. ``PASSIVE`` = answered in the webhook
     response; ``QUEUED`` = waits for the send job (the row itself is the durable outbox).
-    ``customer_id`` saves a read when the caller knows it."""
+    ``customer_id`` saves a read when the caller knows it. ``attributes`` holds what the send
+    needs besides the text: ``models.PUBLIC_REPLY`` names the post or comment a public reply answers."""
     now = utcnow()
     if customer_id is None:
         customer_id = uow.execute(CONVERSATION_CUSTOMER, {"conversation_id": conversation_id}).scalar()
@@ -190,7 +192,8 @@ def record_outbound(conversation_id: int, text: str, uow: UnitOfWork, *, reply_t
             raise LookupError(f"conversation {conversation_id} does not exist")
     return uow.execute(INSERT_OUTBOUND, {
         "conversation_id": conversation_id, "customer_id": customer_id, "direction": "out", "kind": base.TEXT,
-        "text": text, "attributes": {}, "raw": "", "reply_to_id": reply_to, "author": author, "delivery": delivery,
+        "text": text, "attributes": dict(attributes or {}), "raw": "", "reply_to_id": reply_to, "author": author,
+        "delivery": delivery,
         "attempts": 0, "sent_at": now, "created_at": now}).scalar()
 
 
@@ -312,16 +315,59 @@ def add_note(ticket_id: int, author: str, text: str, uow: UnitOfWork) -> models.
 def reply_to_ticket(ticket_id: int, agent: str, text: str, uow: UnitOfWork) -> int:
     """An agent's reply to the customer: the agent claims the ticket, its first response time is
     kept, and the message waits in the outbox (QUEUED); returns its id. The caller commits, then
-    has it sent (``workers.jobs.send_soon``)."""
+    has it sent (``workers.jobs.send_soon``). A ticket made from a Weibo or Twitter mention is
+    answered in public, under that mention (``reply_to_mention``)."""
     if not text.strip():
         raise ValueError("a reply needs some text")
     ticket = claim_ticket(ticket_id, agent, uow)
-    if ticket.conversation_id is None:
+    mention = uow.session.scalar(select(models.Mention).filter_by(ticket_id=ticket.id).order_by(
+        models.Mention.id).limit(1))
+    if mention is not None:
+        message_id = reply_to_mention(mention, agent, text, uow)
+    elif ticket.conversation_id is None:
         raise LookupError(f"ticket {ticket.reference} has no conversation to reply in")
-    ticket.first_response_at = ticket.first_response_at or utcnow()
-    message_id = record_outbound(ticket.conversation_id, text, uow, author=f"agent:{agent}")
+    else:
+        ticket.first_response_at = ticket.first_response_at or utcnow()
+        message_id = record_outbound(ticket.conversation_id, text, uow, author=f"agent:{agent}")
     staff.audit(agent, "reply", uow, "ticket", ticket.reference, message_id=message_id)
     return message_id
+
+
+def reply_to_mention(mention: models.Mention, actor: str, text: str, uow: UnitOfWork) -> int:
+    """A public reply under a Weibo or Twitter mention (a comment reply, a reply tweet), written by
+    ``actor``: stored as an outbound message in the author's conversation on that channel, with
+    the mention it answers, and sent from the outbox like any other; returns its id. It is the
+    first response of the ticket the mention became, if any. Audited."""
+    text = text.strip()
+    if not text:
+        raise ValueError("a reply needs some text")
+    if not mention.reply_ref or not mention.author_id or mention.deleted:
+        raise ValueError(f"{mention.channel} mention {mention.external_id} cannot be answered: "
+                         "it was deleted or names no post to reply under")
+    identity = uow.session.scalar(select(ChannelIdentity).filter_by(
+        channel=mention.channel, account=mention.account, external_id=mention.author_id))
+    if identity is None:
+        raise ValueError(f"the author of mention {mention.id} is not a known customer")
+    conversation_id = open_conversation(identity, uow)
+    message_id = record_outbound(conversation_id, text, uow, author=f"agent:{actor}", customer_id=identity.customer_id,
+                                 attributes={models.PUBLIC_REPLY: mention.reply_ref, "mention_id": mention.id})
+    if mention.ticket_id is not None:
+        ticket = _ticket(mention.ticket_id, uow)
+        ticket.first_response_at = ticket.first_response_at or utcnow()
+        ticket.conversation_id = ticket.conversation_id or conversation_id
+    staff.audit(actor, "mention.reply", uow, "mention", mention.id, message_id=message_id)
+    return message_id
+
+
+def open_conversation(identity: ChannelIdentity, uow: UnitOfWork) -> int:
+    """The identity's open conversation, begun now if it has none."""
+    found = uow.execute(select(Conversation.id).filter_by(identity_id=identity.id, status="open")
+                        .order_by(Conversation.id.desc()).limit(1)).scalar()
+    if found is not None:
+        return found
+    return uow.execute(INSERT_CONVERSATION, {
+        "customer_id": identity.customer_id, "identity_id": identity.id, "channel": identity.channel,
+        "account": identity.account, "status": "open", "opened_at": utcnow()}).scalar()
 
 
 # The conversation-state key by which the store tells the bot that a resolved ticket waits for the
@@ -333,12 +379,12 @@ def ask_for_rating(ticket: models.Ticket, content: BotContent, uow: UnitOfWork, 
                    lang: str | None = None) -> int | None:
     """After a ticket is resolved, the bot takes its conversation back and asks the customer, in
     their language (``lang``, else the conversation's), for a 1-5 rating. The question waits in
-    the outbox; returns its id (None when the ticket has no conversation). The caller commits,
-    then has it sent.
+    the outbox; returns its id (None when the ticket has no private conversation: one made from
+    a public mention is not asked in public). The caller commits, then has it sent.
 
     The conversation's state keeps the question for ``limits.csat_window_seconds`` (a day by
     default), not just the usual conversation time: customers answer when they next look."""
-    if ticket.conversation_id is None:
+    if ticket.conversation_id is None or ticket.source == "mention":
         return None
     ticket.csat_asked_at = utcnow()
     state = conversation_state(ticket.conversation_id, uow)
@@ -446,6 +492,24 @@ def set_lead_status(lead_id: int, status: str, uow: UnitOfWork, actor: str = "sy
     lead = uow.session.get(models.Lead, lead_id)
     if lead is None:
         raise LookupError(f"lead {lead_id} does not exist")
+    if status == "converted" and lead.status != "converted":
+        lead.converted_at = utcnow()
     lead.status, lead.updated_at = status, utcnow()
     staff.audit(actor, "lead.status", uow, "lead", lead_id, status=status)
+    return lead
+
+
+def assign_lead(lead_id: int, assignee: str | None, actor: str, uow: UnitOfWork) -> models.Lead:
+    """Give the lead to ``assignee``, an active staff user who works leads (None: to nobody);
+    audited."""
+    lead = uow.session.get(models.Lead, lead_id)
+    if lead is None:
+        raise LookupError(f"lead {lead_id} does not exist")
+    if assignee is not None:
+        to = uow.session.scalar(select(models.StaffUser).filter_by(name=assignee, active=True))
+        if to is None or to.role not in models.LEAD_ROLES:
+            raise ValueError(f"{assignee!r} is not a staff member who works leads")
+    if lead.assignee != assignee:
+        staff.audit(actor, "lead.assign", uow, "lead", lead_id, assignee=assignee, previous=lead.assignee)
+        lead.assignee, lead.updated_at = assignee, utcnow()
     return lead

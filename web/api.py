@@ -18,17 +18,18 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from config.logs import mask_phones
-from crm_store import membership, models, services, staff
+from crm_store import listening, membership, models, services, staff
 from crm_store.models import Message, Ticket, utcnow
 from web import queries
 from web.context import runtime_of
 from web.queries import PAGE_SIZE
 from workers.jobs import resolve_and_ask, send_soon
+from workers.listening import AlreadyLinked, lead_from_mention, ticket_from_mention
 
 TICKET_ROLES = models.TICKET_ROLES
 AUDIT_ROLES = (models.SUPERVISOR, models.ADMIN)
 
-blp = Blueprint("api", __name__, url_prefix="/api/v1", description="The escalation queue, customers and leads")
+blp = Blueprint("api", __name__, url_prefix="/api/v1", description="The escalation queue, customers, leads and listening")
 
 
 def error_response(error: HTTPException) -> tuple[dict[str, Any], int]:
@@ -135,6 +136,7 @@ class NoteSchema(ma.Schema):
 
 class TicketDetailSchema(TicketSchema):
     channel = ma.fields.String(allow_none=True)
+    mention_id = ma.fields.Integer(allow_none=True)  # made from this mention: replies go under it, in public
     reply_window_closes_at = ma.fields.DateTime(allow_none=True)
     messages = ma.fields.List(ma.fields.Nested(MessageSchema))
     notes = ma.fields.List(ma.fields.Nested(NoteSchema))
@@ -212,7 +214,8 @@ def get_ticket(reference: str) -> SimpleNamespace:
     ticket = view.ticket
     return SimpleNamespace(**{column.key: getattr(ticket, column.key) for column in Ticket.__table__.columns},
                            breached=ticket.breached, channel=view.channel, messages=view.messages,
-                           notes=view.notes, audit=view.audit, reply_window_closes_at=view.window_closes_at)
+                           notes=view.notes, audit=view.audit, reply_window_closes_at=view.window_closes_at,
+                           mention_id=view.mention.id if view.mention else None)
 
 
 def _conflict_or_404(action: Callable[[Any, Ticket], Any], reference: str) -> Any:
@@ -284,7 +287,7 @@ def add_note(body: dict[str, Any], reference: str) -> models.TicketNote:
 # --- customers, conversations, members, leads ------------------------------------------------
 
 CUSTOMER_ROLES = (models.AGENT, models.SUPERVISOR, models.ADMIN)
-LEAD_ROLES = (models.MARKETER, models.SUPERVISOR, models.ADMIN)
+LEAD_ROLES = models.LEAD_ROLES
 
 
 def _phone(phone: str | None) -> str | None:
@@ -316,8 +319,12 @@ class LeadSchema(ma.Schema):
     keyword = ma.fields.String(allow_none=True)
     campaign = ma.fields.String(allow_none=True)
     status = ma.fields.String()
+    assignee = ma.fields.String(allow_none=True)
     same_phone_as_id = ma.fields.Integer(allow_none=True)
+    mention_id = ma.fields.Integer(allow_none=True)  # the Weibo or Twitter mention it was made from
     created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+    converted_at = ma.fields.DateTime(allow_none=True)
 
 
 class CustomerSchema(ma.Schema):
@@ -392,8 +399,21 @@ class LeadQuerySchema(ma.Schema):
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
 
 
-class LeadStatusSchema(ma.Schema):
-    status = ma.fields.String(required=True, validate=ma.validate.OneOf(models.LEAD_STATUSES))
+class LeadUpdateSchema(ma.Schema):
+    status = ma.fields.String(validate=ma.validate.OneOf(models.LEAD_STATUSES))
+    assignee = ma.fields.String(allow_none=True, validate=ma.validate.Length(min=1, max=64))
+
+    @ma.validates_schema
+    def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ma.ValidationError("give a status, an assignee, or both", "status")
+
+
+def _leads_out(leads: list[models.Lead], uow: Any) -> list[SimpleNamespace]:
+    """Leads as the API shows them, each with the mention it was made from."""
+    mentions = queries.mentions_of(uow, lead_ids=[lead.id for lead in leads])
+    return [SimpleNamespace(**{c.key: getattr(lead, c.key) for c in models.Lead.__table__.columns},
+                            mention_id=mentions.get(lead.id)) for lead in leads]
 
 
 def _page(rows: list[Any], page: int, endpoint: str) -> dict[str, Any]:
@@ -506,22 +526,28 @@ def list_leads(query: dict[str, Any]) -> dict[str, Any]:
     with runtime_of(current_app).uow() as uow:
         rows = list(uow.session.scalars(statement.order_by(models.Lead.id.desc())
                                         .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
-    return _page(rows, page, "api.list_leads")
+        return _page(_leads_out(rows, uow), page, "api.list_leads")
 
 
 @blp.route("/leads/<int:lead_id>", methods=["PATCH"])
 @roles(*LEAD_ROLES)
-@blp.arguments(LeadStatusSchema)
+@blp.arguments(LeadUpdateSchema)
 @blp.response(200, LeadSchema)
-def update_lead(body: dict[str, Any], lead_id: int) -> models.Lead:
-    """Move a lead along its pipeline (new, contacted, qualified, converted, lost)."""
+def update_lead(body: dict[str, Any], lead_id: int) -> SimpleNamespace:
+    """Move a lead along its pipeline (``status``: new, contacted, qualified, converted, lost)
+    and/or give it to a staff user who works leads (``assignee``; null: to nobody)."""
     with runtime_of(current_app).uow() as uow:
         try:
-            lead = services.set_lead_status(lead_id, body["status"], uow, actor=g.staff_name)
+            if "assignee" in body:
+                services.assign_lead(lead_id, body["assignee"], g.staff_name, uow)
+            if "status" in body:
+                services.set_lead_status(lead_id, body["status"], uow, actor=g.staff_name)
         except LookupError as exc:
             abort(404, message=str(exc))
+        except ValueError as exc:
+            abort(400, message=str(exc))
         uow.commit()
-        return lead
+        return _leads_out([uow.session.get(models.Lead, lead_id)], uow)[0]
 
 
 class AuditQuerySchema(ma.Schema):
@@ -543,3 +569,225 @@ def audit_log(query: dict[str, Any]) -> dict[str, Any]:
     with runtime_of(current_app).uow() as uow:
         rows = queries.audit_trail(uow, actor=query.get("actor"), page=query["page"])
     return _page(rows, query["page"], "api.audit_log")
+
+
+# --- listening: mentions, watch terms, polls --------------------------------------------------
+
+class MentionSchema(ma.Schema):
+    id = ma.fields.Integer(attribute="mention.id")
+    channel = ma.fields.String(attribute="mention.channel")
+    account = ma.fields.String(attribute="mention.account")
+    external_id = ma.fields.String(attribute="mention.external_id")  # the platform's id, exact
+    kind = ma.fields.String(attribute="mention.kind")
+    url = ma.fields.String(attribute="mention.url", allow_none=True)
+    text = ma.fields.String(attribute="mention.text")
+    author_id = ma.fields.String(attribute="mention.author_id", allow_none=True)
+    author_screen_name = ma.fields.String(attribute="mention.author_screen_name", allow_none=True)
+    author_followers = ma.fields.Integer(attribute="mention.author_followers", allow_none=True)
+    author_verified = ma.fields.Boolean(attribute="mention.author_verified")
+    reposts = ma.fields.Integer(attribute="mention.reposts")
+    comments = ma.fields.Integer(attribute="mention.comments")
+    likes = ma.fields.Integer(attribute="mention.likes")
+    created_at = ma.fields.DateTime(attribute="mention.created_at")
+    fetched_at = ma.fields.DateTime(attribute="mention.fetched_at")
+    lang = ma.fields.String(attribute="mention.lang", allow_none=True)
+    sentiment = ma.fields.String(attribute="mention.sentiment", allow_none=True)
+    sentiment_score = ma.fields.Float(attribute="mention.sentiment_score", allow_none=True)
+    intent = ma.fields.String(attribute="mention.intent", allow_none=True)
+    intent_confidence = ma.fields.Float(attribute="mention.intent_confidence", allow_none=True)
+    keywords = ma.fields.List(ma.fields.String(), attribute="mention.keywords")
+    watch_terms = ma.fields.List(ma.fields.String(), attribute="mention.watch_terms")
+    customer_id = ma.fields.Integer(attribute="mention.customer_id", allow_none=True)
+    in_reply_to = ma.fields.String(attribute="mention.in_reply_to", allow_none=True)
+    deleted = ma.fields.Boolean(attribute="mention.deleted")
+    truncated = ma.fields.Boolean(attribute="mention.truncated")
+    lead_id = ma.fields.Integer(attribute="mention.lead_id", allow_none=True)
+    ticket_reference = ma.fields.String(allow_none=True)
+
+
+class MentionDetailSchema(MentionSchema):
+    replies = ma.fields.List(ma.fields.Nested(MessageSchema))
+
+
+class MentionPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(MentionSchema))
+    next = ma.fields.String(allow_none=True)
+
+
+class MentionQuerySchema(ma.Schema):
+    channel = ma.fields.String(validate=ma.validate.Length(max=20))
+    sentiment = ma.fields.String(validate=ma.validate.OneOf(("pos", "neu", "neg")))
+    watch_term = ma.fields.String(validate=ma.validate.Length(min=1, max=64))
+    min_followers = ma.fields.Integer(validate=ma.validate.Range(min=0))
+    linked = ma.fields.String(validate=ma.validate.OneOf(queries.MENTION_LINKS))
+    intent = ma.fields.String(validate=ma.validate.Length(max=20))
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
+
+
+def _mention_or_404(mention_id: int, uow: Any) -> queries.MentionView:
+    view = queries.mention_view(mention_id, uow)
+    if view is None:
+        abort(404, message=f"no mention {mention_id}")
+    return view
+
+
+@blp.route("/mentions")
+@roles(*LEAD_ROLES)
+@blp.arguments(MentionQuerySchema, location="query")
+@blp.response(200, MentionPageSchema)
+def list_mentions(query: dict[str, Any]) -> dict[str, Any]:
+    """Weibo and Twitter mentions of the brand, newest first, each with what the analysis made of
+    it (sentiment, intent, keywords, watch terms) and the ticket or lead it became."""
+    page = query.pop("page")
+    with runtime_of(current_app).uow() as uow:
+        rows = queries.mention_stream(uow, queries.MentionFilter(**query), page)
+    return _page(rows, page, "api.list_mentions")
+
+
+@blp.route("/mentions/<int:mention_id>")
+@roles(*LEAD_ROLES)
+@blp.response(200, MentionDetailSchema)
+def get_mention(mention_id: int) -> queries.MentionView:
+    """One mention, with the public replies sent under it and their delivery state."""
+    with runtime_of(current_app).uow() as uow:
+        return _mention_or_404(mention_id, uow)
+
+
+@blp.route("/mentions/<int:mention_id>/reply", methods=["POST"])
+@roles(*LEAD_ROLES)
+@blp.arguments(ReplySchema)
+@blp.response(202, QueuedSchema)
+def reply_to_mention(body: dict[str, Any], mention_id: int) -> dict[str, Any]:
+    """Queue a public reply under the mention (a Weibo comment reply, a reply tweet); its delivery
+    state shows on the mention's replies."""
+    rt = runtime_of(current_app)
+    with rt.uow() as uow:
+        mention = _mention_or_404(mention_id, uow).mention
+        try:
+            message_id = services.reply_to_mention(mention, g.staff_name, body["text"], uow)
+        except (ValueError, LookupError) as exc:
+            abort(400, message=str(exc))
+        uow.commit()
+    send_soon(rt, message_id)
+    return {"message_id": message_id, "delivery": models.QUEUED}
+
+
+def _from_mention(make: Callable[[Any], Any], mention_id: int) -> Any:
+    with runtime_of(current_app).uow() as uow:
+        try:
+            made = make(uow)
+        except LookupError as exc:
+            abort(404, message=str(exc))
+        except AlreadyLinked as exc:
+            abort(409, message=str(exc))
+        except ValueError as exc:
+            abort(400, message=str(exc))
+        uow.commit()
+        return made
+
+
+@blp.route("/mentions/<int:mention_id>/ticket", methods=["POST"])
+@roles(*LEAD_ROLES)
+@blp.response(201, TicketSchema)
+def mention_ticket(mention_id: int) -> Ticket:
+    """Put the mention in the escalation queue as a ticket (409 when it is one already, 400 when
+    it has no author or no text)."""
+    rules = runtime_of(current_app).content.rules
+    return _from_mention(lambda uow: ticket_from_mention(mention_id, g.staff_name, uow, rules), mention_id)
+
+
+@blp.route("/mentions/<int:mention_id>/lead", methods=["POST"])
+@roles(*LEAD_ROLES)
+@blp.response(201, LeadSchema)
+def mention_lead(mention_id: int) -> models.Lead:
+    """Make the mention's author a lead (409 when the mention is one already)."""
+    return _from_mention(lambda uow: lead_from_mention(mention_id, g.staff_name, uow), mention_id)
+
+
+class WatchTermSchema(ma.Schema):
+    id = ma.fields.Integer(dump_only=True)
+    term = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+    kind = ma.fields.String(required=True, validate=ma.validate.OneOf(models.WATCH_TERM_KINDS))
+    active = ma.fields.Boolean(dump_only=True)
+
+
+class WatchTermListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(WatchTermSchema))
+    next = ma.fields.String(allow_none=True)
+
+
+@blp.route("/watch-terms")
+@roles(*LEAD_ROLES)
+@blp.response(200, WatchTermListSchema)
+def list_watch_terms() -> dict[str, Any]:
+    """The terms every mention is matched against (and Twitter is searched for), A to Z."""
+    with runtime_of(current_app).uow() as uow:
+        return {"items": listening.watch_terms(uow), "next": None}
+
+
+@blp.route("/watch-terms", methods=["POST"])
+@roles(*LEAD_ROLES)
+@blp.arguments(WatchTermSchema)
+@blp.response(201, WatchTermSchema)
+def add_watch_term(body: dict[str, Any]) -> models.WatchTerm:
+    """Track a brand, product, competitor or campaign term from the next poll on (a removed one
+    comes back). Terms are kept in lower case with single spaces."""
+    with runtime_of(current_app).uow() as uow:
+        try:
+            term = listening.add_watch_term(body["term"], body["kind"], uow, actor=g.staff_name)
+        except ValueError as exc:
+            abort(400, message=str(exc))
+        uow.commit()
+        return term
+
+
+@blp.route("/watch-terms/<int:term_id>", methods=["DELETE"])
+@roles(*LEAD_ROLES)
+@blp.response(204)
+def remove_watch_term(term_id: int) -> None:
+    """Stop tracking a term; the mentions that matched it keep the match."""
+    with runtime_of(current_app).uow() as uow:
+        try:
+            listening.deactivate_watch_term(term_id, uow, actor=g.staff_name)
+        except LookupError as exc:
+            abort(404, message=str(exc))
+        uow.commit()
+
+
+class PollRunSchema(ma.Schema):
+    id = ma.fields.Integer()
+    channel = ma.fields.String()
+    account = ma.fields.String()
+    source = ma.fields.String()
+    outcome = ma.fields.String()
+    started_at = ma.fields.DateTime()
+    finished_at = ma.fields.DateTime()
+    pages = ma.fields.Integer()
+    fetched = ma.fields.Integer()
+    new = ma.fields.Integer()
+    errors = ma.fields.List(ma.fields.String())
+    rate_limited_until = ma.fields.DateTime(allow_none=True)
+    cursor_before = ma.fields.String(allow_none=True)
+    cursor_after = ma.fields.String(allow_none=True)
+
+
+class PollRunPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(PollRunSchema))
+    next = ma.fields.String(allow_none=True)
+
+
+class PollRunQuerySchema(ma.Schema):
+    channel = ma.fields.String(validate=ma.validate.Length(max=20))
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
+
+
+@blp.route("/poll-runs")
+@roles(*LEAD_ROLES)
+@blp.arguments(PollRunQuerySchema, location="query")
+@blp.response(200, PollRunPageSchema)
+def list_poll_runs(query: dict[str, Any]) -> dict[str, Any]:
+    """The record of every poll of every source, newest first: what it fetched, what was new,
+    its errors and rate-limit waits, and the cursor before and after."""
+    with runtime_of(current_app).uow() as uow:
+        rows = queries.poll_runs(uow, query.get("channel"), query["page"])
+    return _page(rows, query["page"], "api.list_poll_runs")

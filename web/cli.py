@@ -197,9 +197,10 @@ def scheduler() -> None:
         while True:
             cron = CronScheduler(connection=redis)
             cron.register(jobs.drain_outbox, jobs.QUEUE, interval=60, job_timeout=120)
+            cron.register(listening.snapshot_wechat_followers, jobs.QUEUE, interval=3600, job_timeout=300)
             for channel in listening.configured_channels(settings):  # Weibo, Twitter: those set up
                 cron.register(listening.poll_channel, jobs.QUEUE, args=(channel,),
-                              interval=listening.rules().interval_seconds, job_timeout=600)
+                              interval=listening.rules().interval_for(channel), job_timeout=600)
             try:
                 cron.start()  # returns on SIGTERM or SIGINT
                 break

@@ -2,11 +2,12 @@
 view, shared by both, so a page and its API answer can never disagree."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import Text, case, cast as sa_cast, func, or_, select
 
 from config.content import LevelRule
 from crm_store import membership, models
@@ -47,7 +48,9 @@ class QueueFilter:
         if self.unassigned:
             clauses.append(Ticket.assignee.is_(None))
         if self.channel:
-            clauses.append(Ticket.conversation_id.in_(select(Conversation.id).filter_by(channel=self.channel)))
+            # A ticket's channel is its conversation's, or, for one made from a mention, the mention's.
+            clauses.append(Ticket.conversation_id.in_(select(Conversation.id).filter_by(channel=self.channel))
+                           | Ticket.id.in_(select(models.Mention.ticket_id).filter_by(channel=self.channel)))
         if self.breached is not None:
             clauses.append(Ticket.breached(now) if self.breached else ~Ticket.breached(now))
         return clauses
@@ -120,6 +123,7 @@ class TicketView:
     notes: list[TicketNote]
     audit: list[AuditEntry]
     window_closes_at: datetime | None  # WeChat's 48-hour reply window, from the last inbound message
+    mention: models.Mention | None = None  # the public post it was made from (replies go under it)
 
     def window_left(self, now: datetime) -> timedelta | None:
         return None if self.window_closes_at is None else max(self.window_closes_at - now, timedelta(0))
@@ -135,9 +139,11 @@ def ticket_view(ticket: Ticket, uow: UnitOfWork, message_limit: int = 200) -> Ti
         # along the conversation's index, where max(created_at) read every message of it.
         last_inbound = uow.session.scalar(select(Message.created_at).filter_by(
             conversation_id=conversation.id, direction="in").order_by(Message.id.desc()).limit(1))
+    mention = uow.session.scalar(select(models.Mention).filter_by(ticket_id=ticket.id).order_by(
+        models.Mention.id).limit(1)) if ticket.source == "mention" else None
     return TicketView(
-        ticket=ticket, customer=uow.session.get(Customer, ticket.customer_id),
-        channel=conversation.channel if conversation else None, messages=messages,
+        ticket=ticket, customer=uow.session.get(Customer, ticket.customer_id), mention=mention,
+        channel=mention.channel if mention else conversation.channel if conversation else None, messages=messages,
         notes=list(uow.session.scalars(select(TicketNote).filter_by(ticket_id=ticket.id).order_by(TicketNote.id))),
         audit=audit_trail(uow, "ticket", ticket.reference),
         window_closes_at=as_utc(last_inbound) + REPLY_WINDOW if last_inbound and conversation.channel == "wechat"
@@ -234,3 +240,115 @@ def sentiment_history(messages: Sequence[Message]) -> list[Mood]:
             reading = analysis.sentiment(message.text)
             moods.append(Mood(message.id, message.created_at, reading.label, round(reading.score, 3)))
     return moods
+
+
+# --- listening: mentions, watch terms, polls ---------------------------------------------------
+
+MENTION_LINKS = ("ticket", "lead", "none")
+
+
+@dataclass(frozen=True)
+class MentionFilter:
+    """The mention stream's filters; ``None`` leaves a filter off."""
+
+    channel: str | None = None
+    sentiment: str | None = None  # pos | neu | neg
+    watch_term: str | None = None
+    min_followers: int | None = None
+    linked: str | None = None  # ticket | lead | none
+    intent: str | None = None
+
+    def where(self) -> list[Any]:
+        mention = models.Mention
+        clauses: list[Any] = []
+        for name in ("channel", "sentiment", "intent"):
+            if getattr(self, name):
+                clauses.append(getattr(mention, name) == getattr(self, name))
+        if self.watch_term:
+            # The matched terms are a JSON list: matched as the JSON text of the term, quotes
+            # included, so "tea" does not find "milk tea". Stored JSON escapes non-ASCII, and so
+            # does json.dumps; autoescape keeps % and _ in a term literal.
+            clauses.append(sa_cast(mention.watch_terms, Text).contains(
+                json.dumps(" ".join(self.watch_term.split()).lower()), autoescape=True))
+        if self.min_followers:
+            clauses.append(mention.author_followers >= self.min_followers)
+        if self.linked == "ticket":
+            clauses.append(mention.ticket_id.is_not(None))
+        elif self.linked == "lead":
+            clauses.append(mention.lead_id.is_not(None))
+        elif self.linked == "none":
+            clauses.append(mention.ticket_id.is_(None) & mention.lead_id.is_(None))
+        return clauses
+
+
+@dataclass
+class MentionView:
+    """A mention with the reference of the ticket it became and, for one mention's page, the
+    public replies sent under it with their delivery state."""
+
+    mention: models.Mention
+    ticket_reference: str | None
+    replies: list[Message] = field(default_factory=list)
+
+
+def _with_tickets(statement: Any) -> Any:
+    return statement.add_columns(Ticket.reference).outerjoin(Ticket, Ticket.id == models.Mention.ticket_id)
+
+
+def mention_stream(uow: UnitOfWork, filters: MentionFilter, page: int = 1, size: int = PAGE_SIZE) -> list[MentionView]:
+    """Mentions newest first (by the time they were posted); up to ``size + 1``."""
+    statement = _with_tickets(select(models.Mention)).where(*filters.where()).order_by(
+        models.Mention.created_at.desc(), models.Mention.id.desc())
+    rows = uow.session.execute(statement.offset((page - 1) * size).limit(size + 1))
+    return [MentionView(mention, reference) for mention, reference in rows]
+
+
+def mention_view(mention_id: int, uow: UnitOfWork) -> MentionView | None:
+    """One mention, its ticket's reference, and the replies sent under it, oldest first."""
+    row = uow.session.execute(_with_tickets(select(models.Mention)).where(models.Mention.id == mention_id)).first()
+    if row is None:
+        return None
+    mention, reference = row
+    replies: list[Message] = []
+    if mention.customer_id is not None:
+        # The author's conversations on this channel hold the replies; each names its mention.
+        conversations = select(Conversation.id).filter_by(customer_id=mention.customer_id, channel=mention.channel)
+        replies = [m for m in uow.session.scalars(select(Message).where(
+            Message.conversation_id.in_(conversations), Message.direction == "out").order_by(Message.id))
+            if (m.attributes or {}).get("mention_id") == mention.id]
+    return MentionView(mention, reference, replies)
+
+
+def mentions_of(uow: UnitOfWork, *, lead_ids: Sequence[int] = (), ticket_ids: Sequence[int] = ()) -> dict[int, int]:
+    """The mention each of these leads (or tickets) was made from: lead or ticket id -> mention id."""
+    column = models.Mention.lead_id if lead_ids else models.Mention.ticket_id
+    wanted = list(lead_ids or ticket_ids)
+    if not wanted:
+        return {}
+    found: dict[int, int] = {}
+    for key, mention_id in uow.session.execute(select(column, models.Mention.id).where(column.in_(wanted))
+                                               .order_by(models.Mention.id)):
+        found.setdefault(key, mention_id)
+    return found
+
+
+def listening_status(uow: UnitOfWork) -> list[models.PollRun]:
+    """The last poll run of every source of every account, by channel and source."""
+    last = select(func.max(models.PollRun.id)).group_by(
+        models.PollRun.channel, models.PollRun.account, models.PollRun.source)
+    return list(uow.session.scalars(select(models.PollRun).where(models.PollRun.id.in_(last)).order_by(
+        models.PollRun.channel, models.PollRun.account, models.PollRun.source)))
+
+
+def poll_runs(uow: UnitOfWork, channel: str | None = None, page: int = 1, size: int = PAGE_SIZE) -> list[models.PollRun]:
+    """Poll runs, newest first."""
+    statement = select(models.PollRun)
+    if channel:
+        statement = statement.filter_by(channel=channel)
+    return list(uow.session.scalars(statement.order_by(models.PollRun.id.desc()).offset((page - 1) * size)
+                                    .limit(size + 1)))
+
+
+def count(uow: UnitOfWork, statement: Any) -> int:
+    """How many rows ``statement`` selects."""
+    return uow.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0

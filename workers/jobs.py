@@ -13,8 +13,9 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
-from channels import webchat
-from channels.base import QuotaExceeded, RecipientUnreachable, SendFailed, SendOutcomeUnknown
+from channels import twitter, webchat, weibo
+from channels.base import AuthExpired, QuotaExceeded, RecipientUnreachable, SendFailed, SendOutcomeUnknown
+from config import ConfigError
 from crm_store import models, outbox, services
 from crm_store.models import Ticket
 from crm_store.uow import UnitOfWork
@@ -112,10 +113,18 @@ _STATES: dict[type, str] = {RecipientUnreachable: models.UNREACHABLE, QuotaExcee
 
 
 def sender_for(rt: Runtime, channel: str):  # type: ignore[no-untyped-def]
-    senders = {"wechat": lambda: rt.wechat_sender, webchat.NAME: webchat.WebChatSender}
+    """The channel's sender: WeChat's customer-service API, the web chat, and the public replies
+    of Weibo (a comment) and Twitter (a reply tweet), made from the settings when first needed.
+    A channel that is not set up fails the send (``SendFailed``) with the setting it needs."""
+    senders = {"wechat": lambda: rt.wechat_sender, webchat.NAME: webchat.WebChatSender,
+               weibo.NAME: lambda: weibo.WeiboSender.from_settings(rt.settings),
+               twitter.NAME: lambda: twitter.TwitterSender.from_settings(rt.settings)}
     if channel not in senders:
         raise SendFailed(f"no sender for channel {channel!r}")
-    return senders[channel]()
+    try:
+        return senders[channel]()
+    except (ConfigError, AuthExpired) as exc:
+        raise SendFailed(f"{channel} is not set up for sending: {exc}") from None
 
 
 def drain_outbox() -> int:

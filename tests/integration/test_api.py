@@ -148,7 +148,10 @@ def test_openapi_document_is_generated_from_the_routes(client) -> None:
             "/api/v1/tickets/{reference}/assign", "/api/v1/tickets/{reference}/notes", "/api/v1/customers",
             "/api/v1/customers/{customer_id}", "/api/v1/customers/{customer_id}/merge", "/api/v1/merges/{merge_id}/undo",
             "/api/v1/conversations/{conversation_id}/messages", "/api/v1/members/{member_id}/points",
-            "/api/v1/leads", "/api/v1/leads/{lead_id}", "/api/v1/audit"} <= set(document["paths"])
+            "/api/v1/leads", "/api/v1/leads/{lead_id}", "/api/v1/audit", "/api/v1/mentions",
+            "/api/v1/mentions/{mention_id}", "/api/v1/mentions/{mention_id}/reply", "/api/v1/mentions/{mention_id}/ticket",
+            "/api/v1/mentions/{mention_id}/lead", "/api/v1/watch-terms", "/api/v1/watch-terms/{term_id}",
+            "/api/v1/poll-runs"} <= set(document["paths"])
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 

@@ -343,6 +343,9 @@ def test_a_complaint_becomes_a_ticket_linked_both_ways_with_priority_for_influen
     assert loud_ticket.first_response_due < quiet_ticket.first_response_due
     assert rows[praise["idstr"]].ticket_id is None and rows[praise["idstr"]].lead_id is None
     assert rows[loud["idstr"]].sentiment == "neg" and rows[loud["idstr"]].intent == "complaint"
+    # The page's four tickets were numbered together: four consecutive references of the day.
+    numbers = sorted(int(t.reference.split("-")[1]) for t in tickets.values())
+    assert numbers == list(range(numbers[0], numbers[0] + 4))
 
 
 def test_purchase_intent_becomes_a_lead_on_weibo_and_twitter(weibo_fake, twitter_fake, runtime) -> None:
@@ -364,6 +367,50 @@ def test_purchase_intent_becomes_a_lead_on_weibo_and_twitter(weibo_fake, twitter
     assert back is not None and back.external_id == post["idstr"]
     assert leads[0].customer_id == rows[post["idstr"]].customer_id
     assert rows[chat].lead_id is None and rows[chat].ticket_id is None
+
+
+def test_one_authors_mentions_on_a_page_and_later_make_one_lead_with_each_interest(weibo_fake, runtime) -> None:
+    fan = weibo_fake.add_user("回头客", followers=30)
+    other = weibo_fake.add_user("另一位", followers=30)
+    texts = ["@品牌官方微博 想加盟你们品牌，怎么联系", "@品牌官方微博 团购五十杯可以吗", "@品牌官方微博 还想问代理的事"]
+    first, second = (weibo_fake.mention_post(text, fan) for text in texts[:2])  # one page
+    apart = weibo_fake.mention_post("@品牌官方微博 想加盟，联系方式是？", other)
+    assert by_source(weibo_listener(weibo_fake, runtime).poll())["statuses"].leads == 3
+    later = weibo_fake.mention_post(texts[2], fan)
+    assert by_source(weibo_listener(weibo_fake, runtime).poll())["statuses"].leads == 1
+    with runtime.uow() as uow:
+        leads = list(uow.session.scalars(select(models.Lead).order_by(models.Lead.id)))
+        rows = {m.external_id: m for m in uow.session.scalars(select(models.Mention))}
+    lead, apart_lead = (next(lead for lead in leads if lead.id == rows[p["idstr"]].lead_id) for p in (first, apart))
+    assert len(leads) == 2 and [rows[p["idstr"]].lead_id for p in (first, second, later)] == [lead.id] * 3
+    # The page's two in the order they were stored (newest first), then the later one.
+    assert lead.interest.split("\n") == [texts[1], texts[0], texts[2]] and lead.name == "回头客"
+    assert (apart_lead.customer_id, apart_lead.interest) == (rows[apart["idstr"]].customer_id, apart["text"])
+    assert lead.customer_id == rows[first["idstr"]].customer_id != apart_lead.customer_id
+
+
+def test_a_lead_by_hand_joins_the_authors_open_lead_of_that_channel(runtime) -> None:
+    with runtime.uow() as uow:
+        customer = store.author_customer("weibo", "5100000001", "1000000888", "粉丝", uow)
+        lead, new = store.mention_lead(customer, uow, name="粉丝", interest="加盟", source_channel="weibo")
+        again, new_again = store.mention_lead(customer, uow, name="粉丝", interest="团购", source_channel="weibo")
+        same, _ = store.mention_lead(customer, uow, name="粉丝", interest="加盟", source_channel="weibo")
+        elsewhere, new_elsewhere = store.mention_lead(customer, uow, name="粉丝", interest="加盟",
+                                                      source_channel="twitter")
+        uow.commit()
+    assert (new, new_again, new_elsewhere) == (True, False, True)
+    assert again.id == same.id == lead.id != elsewhere.id and same.interest == "加盟\n团购"
+
+
+def test_a_page_of_tickets_takes_consecutive_references_between_single_ones(runtime) -> None:
+    from crm_store.references import next_reference, next_references
+
+    with runtime.uow() as uow:
+        taken = [next_reference("T", uow), *next_references("T", 3, uow), next_reference("T", uow)]
+        assert next_references("T", 0, uow) == []
+        uow.commit()
+    days, numbers = {r.split("-")[0] for r in taken}, [int(r.split("-")[1]) for r in taken]
+    assert len(days) == 1 and numbers == list(range(numbers[0], numbers[0] + 5))
 
 
 # ---------------------------------------------------------------------------------- followers, config, CLI

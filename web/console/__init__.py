@@ -59,8 +59,8 @@ def staff_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., 
 
 
 def home_for(role: str) -> str:
-    """Where a role starts: the queue for those who work tickets, the leads for marketers."""
-    return url_for("console_leads.leads") if role == models.MARKETER else url_for("console_tickets.queue")
+    """Where a role starts: the queue for those who work tickets, the mentions for marketers."""
+    return url_for("console_listening.mentions") if role == models.MARKETER else url_for("console_tickets.queue")
 
 
 def phone(value: str | None) -> str:
@@ -111,6 +111,17 @@ LABELS: dict[str, Any] = {
     "token.revoke": _l("API token revoked"), "ticket": _l("ticket"), "customer": _l("customer"),
     "staff_user": _l("staff user"), "api_token": _l("API token"), "wechat": _l("WeChat"), "webchat": _l("web chat"), "weibo": _l("Weibo"),
     "twitter": _l("Twitter"),
+    "brand": _l("brand"), "product": _l("product"), "competitor": _l("competitor"), "campaign": _l("campaign"),
+    "post": _l("post"), "comment": _l("comment"), "ok": _l("ok"), "partial": _l("partly read"),
+    "rate_limited": _l("rate limited"), "auth_expired": _l("token expired"), "statuses": _l("posts mentioning us"),
+    "comments": _l("comments mentioning us"), "mentions": _l("mentions"), "followers": _l("follower count"),
+    "lead.assign": _l("lead assigned"), "mention.reply": _l("public reply"), "mention.ticket": _l("mention to ticket"),
+    "mention.lead": _l("mention to lead"), "watch_term.add": _l("watch term added"),
+    "watch_term.remove": _l("watch term removed"), "lead": _l("lead"),
+    "watch_term": _l("watch term"),
+    # intents
+    "praise": _l("praise"), "faq": _l("question"), "chitchat": _l("chitchat"), "human": _l("asks for a person"),
+    "member_bind": _l("card binding"), "member_level": _l("member level"), "points_balance": _l("points"),
 }
 
 
@@ -150,12 +161,12 @@ def staff_names(*roles: str) -> list[str]:
 
 
 def init_console(app: Flask) -> None:
-    from web.console import admin, auth, customers, leads, tickets
+    from web.console import admin, auth, customers, leads, listening, tickets
 
     login_manager.login_view = "console.login"
     login_manager.login_message = _l("Please sign in.")
     login_manager.session_protection = "strong"
-    for blueprint in (auth.bp, tickets.bp, customers.bp, leads.bp, admin.bp):
+    for blueprint in (auth.bp, tickets.bp, customers.bp, leads.bp, listening.bp, admin.bp):
         app.register_blueprint(blueprint)
     app.jinja_env.filters.update(phone=phone, local_time=local_time, label=label, duration=duration)
     app.context_processor(lambda: {"lang": console_language()})

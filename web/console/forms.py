@@ -57,5 +57,17 @@ class RoleForm(FlaskForm):
     role = SelectField(_l("Role"), choices=[SelectChoice(role, LABELS[role]) for role in models.ROLES])
 
 
-class LeadStatusForm(FlaskForm):
-    status = SelectField(_l("Status"), choices=list(models.LEAD_STATUSES))
+class LeadForm(FlaskForm):
+    """A lead card's form: its status, and who works it ("" = nobody)."""
+
+    status = SelectField(_l("Status"), choices=[SelectChoice(s, LABELS[s]) for s in models.LEAD_STATUSES])
+    assignee = SelectField(_l("Assigned to"), choices=[], validate_choice=True)
+
+
+class PublicReplyForm(FlaskForm):
+    text = TextAreaField(_l("Public reply"), validators=[DataRequired(), Length(max=2000)])
+
+
+class WatchTermForm(FlaskForm):
+    term = StringField(_l("Term"), validators=[DataRequired(), Length(max=64)])
+    kind = SelectField(_l("Kind"), choices=[SelectChoice(kind, LABELS[kind]) for kind in models.WATCH_TERM_KINDS])
