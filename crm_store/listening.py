@@ -244,6 +244,19 @@ def mention_of(uow: UnitOfWork, *, lead_id: int | None = None, ticket_id: int | 
     return uow.session.scalar(select(models.Mention).where(column == wanted).order_by(models.Mention.id).limit(1))
 
 
+def mentions_of(uow: UnitOfWork, *, lead_ids: Sequence[int] = (), ticket_ids: Sequence[int] = ()) -> dict[int, int]:
+    """The mention each of these leads (or tickets) was made from: lead or ticket id -> mention id."""
+    column = models.Mention.lead_id if lead_ids else models.Mention.ticket_id
+    wanted = list(lead_ids or ticket_ids)
+    if not wanted:
+        return {}
+    found: dict[int, int] = {}
+    for key, mention_id in uow.session.execute(select(column, models.Mention.id).where(column.in_(wanted))
+                                               .order_by(models.Mention.id)):
+        found.setdefault(key, mention_id)
+    return found
+
+
 # ------------------------------------------------------------------------------ cursors and runs
 def cursor(channel: str, account: str, source: str, uow: UnitOfWork) -> str | None:
     """The since_id to poll ``source`` from (None: never read to the end yet)."""

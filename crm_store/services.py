@@ -13,7 +13,7 @@ from sqlalchemy import DateTime, Insert, String, Table, bindparam, case, func, i
 from channels import base
 from config.content import BotContent
 from channels.base import InboundMessage
-from crm_store import membership, models, staff
+from crm_store import listening, membership, models, staff
 from crm_store.references import SHANGHAI, next_reference  # noqa: F401 - SHANGHAI is used by callers
 from crm_store.models import ChannelIdentity, Conversation, Customer, Message, utcnow
 from crm_store.uow import UnitOfWork
@@ -320,8 +320,7 @@ def reply_to_ticket(ticket_id: int, agent: str, text: str, uow: UnitOfWork) -> i
     if not text.strip():
         raise ValueError("a reply needs some text")
     ticket = claim_ticket(ticket_id, agent, uow)
-    mention = uow.session.scalar(select(models.Mention).filter_by(ticket_id=ticket.id).order_by(
-        models.Mention.id).limit(1))
+    mention = listening.mention_of(uow, ticket_id=ticket.id)
     if mention is not None:
         message_id = reply_to_mention(mention, agent, text, uow)
     elif ticket.conversation_id is None:

@@ -411,7 +411,7 @@ class LeadUpdateSchema(ma.Schema):
 
 def _leads_out(leads: list[models.Lead], uow: Any) -> list[SimpleNamespace]:
     """Leads as the API shows them, each with the mention it was made from."""
-    mentions = queries.mentions_of(uow, lead_ids=[lead.id for lead in leads])
+    mentions = listening.mentions_of(uow, lead_ids=[lead.id for lead in leads])
     return [SimpleNamespace(**{c.key: getattr(lead, c.key) for c in models.Lead.__table__.columns},
                             mention_id=mentions.get(lead.id)) for lead in leads]
 

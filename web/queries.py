@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from sqlalchemy import Text, case, cast as sa_cast, func, or_, select
 
 from config.content import LevelRule
-from crm_store import membership, models
+from crm_store import listening, membership, models
 from crm_store.models import AuditEntry, Conversation, Customer, Message, Ticket, TicketNote, as_utc, utcnow
 from crm_store.uow import UnitOfWork
 from nlp import analysis
@@ -139,8 +139,7 @@ def ticket_view(ticket: Ticket, uow: UnitOfWork, message_limit: int = 200) -> Ti
         # along the conversation's index, where max(created_at) read every message of it.
         last_inbound = uow.session.scalar(select(Message.created_at).filter_by(
             conversation_id=conversation.id, direction="in").order_by(Message.id.desc()).limit(1))
-    mention = uow.session.scalar(select(models.Mention).filter_by(ticket_id=ticket.id).order_by(
-        models.Mention.id).limit(1)) if ticket.source == "mention" else None
+    mention = listening.mention_of(uow, ticket_id=ticket.id) if ticket.source == "mention" else None
     return TicketView(
         ticket=ticket, customer=uow.session.get(Customer, ticket.customer_id), mention=mention,
         channel=mention.channel if mention else conversation.channel if conversation else None, messages=messages,
@@ -317,19 +316,6 @@ def mention_view(mention_id: int, uow: UnitOfWork) -> MentionView | None:
             Message.conversation_id.in_(conversations), Message.direction == "out").order_by(Message.id))
             if (m.attributes or {}).get("mention_id") == mention.id]
     return MentionView(mention, reference, replies)
-
-
-def mentions_of(uow: UnitOfWork, *, lead_ids: Sequence[int] = (), ticket_ids: Sequence[int] = ()) -> dict[int, int]:
-    """The mention each of these leads (or tickets) was made from: lead or ticket id -> mention id."""
-    column = models.Mention.lead_id if lead_ids else models.Mention.ticket_id
-    wanted = list(lead_ids or ticket_ids)
-    if not wanted:
-        return {}
-    found: dict[int, int] = {}
-    for key, mention_id in uow.session.execute(select(column, models.Mention.id).where(column.in_(wanted))
-                                               .order_by(models.Mention.id)):
-        found.setdefault(key, mention_id)
-    return found
 
 
 def listening_status(uow: UnitOfWork) -> list[models.PollRun]:

@@ -8,7 +8,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from crm_store import models, services
+from crm_store import listening, models, services
 from web import queries
 from web.console import staff_names, staff_required
 from web.console.forms import ActionForm, LeadForm
@@ -40,7 +40,7 @@ def leads() -> str:
             columns[status] = list(uow.session.scalars(statement.order_by(models.Lead.updated_at.desc(),
                                                                           models.Lead.id.desc()).limit(COLUMN)))
             totals[status] = queries.count(uow, statement)
-        mentions = queries.mentions_of(uow, lead_ids=[lead.id for column in columns.values() for lead in column])
+        mentions = listening.mentions_of(uow, lead_ids=[lead.id for column in columns.values() for lead in column])
     return render_template("console/leads.html", columns=columns, totals=totals, mentions=mentions,
                            channel=channel, form=_form(), action_form=ActionForm(), column_size=COLUMN)
 
