@@ -33,7 +33,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     attach_runtime(app, runtime or Runtime.build(settings))
     runtime_of(app).router  # the models and the FAQ index load now, not on a customer's message
 
-    from web import api, chat, health, webhooks
+    from web import api, chat, health, metrics, webhooks
     from web.console import error_page, init_console
     from web.extensions import csrf, init_extensions
 
@@ -41,6 +41,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     hooks = webhooks.blueprint(settings)
     app.register_blueprint(hooks)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(chat.bp)
     api.init_api(app)
     init_console(app)

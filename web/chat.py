@@ -26,6 +26,7 @@ from crm_store import models, services
 from crm_store.models import ChannelIdentity, Conversation, Message, as_utc, utcnow
 from web.context import runtime_of
 from web.extensions import limiter
+from workers import metrics
 
 bp = Blueprint("chat", __name__)
 
@@ -100,6 +101,9 @@ def post_message() -> Response:
         raise BadRequest(str(exc)) from None
     rt = runtime_of(current_app)
     reply = receive(inbound, rt.uow, rt.router)
+    metrics.MESSAGES.labels(channel=webchat.NAME, direction="in").inc()
+    if reply:
+        metrics.MESSAGES.labels(channel=webchat.NAME, direction="out").inc()
     with rt.uow() as uow:
         recorded = services.find_recorded(inbound, uow)
         if recorded is None:  # receive commits before it returns; this cannot be

@@ -14,6 +14,7 @@ from channels.registry import WEBHOOK_CHANNELS, WebhookChannel
 from config import Settings
 from crm_store.services import ReplayedPush
 from web.context import runtime_of
+from workers import metrics
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def _verify_view(channel: WebhookChannel):  # type: ignore[no-untyped-def]
 
 
 def _push_view(channel: WebhookChannel):  # type: ignore[no-untyped-def]
+    @metrics.WEBHOOK_SECONDS.labels(channel=channel.name).time()
     def push() -> Response:
         body = request.get_data(cache=False)  # a Content-Length over MAX_CONTENT_LENGTH -> 413 unread
         if request.content_length is None and len(body) >= current_app.config["MAX_CONTENT_LENGTH"]:
@@ -61,5 +63,8 @@ def _push_view(channel: WebhookChannel):  # type: ignore[no-untyped-def]
             log.warning("%s webhook refused from %s: a signed request reused with another payload",
                         channel.name, request.remote_addr)
             return _plain("forbidden", 403)
+        metrics.MESSAGES.labels(channel=channel.name, direction="in").inc()
+        if reply:
+            metrics.MESSAGES.labels(channel=channel.name, direction="out").inc()
         return Response(channel.render_reply(inbound, reply, request.args), mimetype="application/xml")
     return push
