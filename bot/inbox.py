@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Callable
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -23,6 +24,7 @@ def receive(msg: InboundMessage, new_uow: Callable[[], UnitOfWork], router: Rout
     dedupe key, rolls back, and answers from what the first attempt stored. A signed request
     reused with another payload raises ``ReplayedPush``, with nothing stored.
     """
+    started = time.perf_counter()
     route = True
     # The models read the message before the transaction: on SQLite the transaction holds the
     # store's write lock, and every other webhook would wait while the models run.
@@ -36,7 +38,8 @@ def receive(msg: InboundMessage, new_uow: Callable[[], UnitOfWork], router: Rout
                 reply = router.answer(msg, recorded, UnitOfWorkStore(uow), reading) if route \
                     else router.content.say("busy")
                 if reply:
-                    services.record_passive_reply(recorded, reply, uow)
+                    services.record_passive_reply(recorded, reply, uow,
+                                                  latency_ms=round((time.perf_counter() - started) * 1000))
                 uow.commit()
                 return reply
             except HandlerFailed:

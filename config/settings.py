@@ -13,6 +13,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Mapping
 
 PREFIX = "CRMBOT_"
@@ -52,9 +53,13 @@ class Settings:
     twitter_access_token: str | None = None
     twitter_access_token_secret: str | None = None
     log_level: str = "INFO"
+    # The brand's days (KPIs per day): an IANA zone name. The store keeps UTC.
+    timezone: str = "Asia/Shanghai"
     # PostgreSQL: runs of a statement on a connection before psycopg prepares it on the server;
     # None = never (a transaction pooler such as PgBouncer's transaction mode needs that).
     database_prepare_threshold: int | None = 5
+    # A bearer token that lets a scraper off this host read /metrics; None = loopback only.
+    metrics_token: str | None = None
 
     @property
     def wechat_safe_mode(self) -> bool:
@@ -101,6 +106,14 @@ def _database_url(value: str) -> str:
     return value
 
 
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ConfigError(f"{PREFIX}TIMEZONE must be an IANA time zone such as Asia/Shanghai, got {value!r}") from None
+    return value
+
+
 def _prepare_threshold(value: str) -> int | None:
     if value.lower() == "none":
         return None
@@ -141,6 +154,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"{PREFIX}LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
     redis_url = get("REDIS_URL")
+    metrics_token = get("METRICS_TOKEN")
+    if metrics_token is not None and (len(metrics_token) < 16 or not metrics_token.isascii()):
+        raise ConfigError(f"{PREFIX}METRICS_TOKEN must be at least 16 ASCII characters")
     return Settings(
         var_dir=var_dir,
         database_url=_database_url(get("DATABASE_URL") or f"sqlite:///{var_dir / 'crmbot.db'}"),
@@ -166,5 +182,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         twitter_access_token=get("TWITTER_ACCESS_TOKEN"),
         twitter_access_token_secret=get("TWITTER_ACCESS_TOKEN_SECRET"),
         log_level=log_level,
+        timezone=_timezone(get("TIMEZONE") or "Asia/Shanghai"),
         database_prepare_threshold=_prepare_threshold(get("DATABASE_PREPARE_THRESHOLD") or "5"),
+        metrics_token=metrics_token,
     )

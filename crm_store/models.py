@@ -171,6 +171,8 @@ class Ticket(Base):
     """A complaint or a hand-off in the escalation queue, with its SLA and the customer's rating."""
 
     __tablename__ = "tickets"
+    # The KPIs read a period's tickets by when they were opened and when their rating was asked.
+    __table_args__ = (Index("ix_tickets_created_at", "created_at"), Index("ix_tickets_csat_asked_at", "csat_asked_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(20), unique=True)  # T20261123-0042
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
@@ -189,6 +191,9 @@ class Ticket(Base):
     complaint_level: Mapped[str | None] = mapped_column(String(16))
     compensation: Mapped[str | None] = mapped_column(String(200))
     csat_asked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Kept by the SLA job (workers/sla.py): near | breached while open; the due time it missed.
+    sla_state: Mapped[str | None] = mapped_column(String(10))
+    sla_breached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     csat_score: Mapped[int | None]
     csat_comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -206,6 +211,31 @@ class Ticket(Base):
     def breached(cls, now: datetime):  # type: ignore[no-untyped-def]
         return cls.status.in_((OPEN, CLAIMED)) & or_(
             cls.first_response_at.is_(None) & (cls.first_response_due < now), cls.resolution_due < now)
+
+    def sla(self, now: datetime) -> str | None:
+        """``breached``; ``near`` when less than ``NEAR_BREACH`` of the time to the due time that
+        matters now (the first response's until it is made, then the resolution's) is left;
+        else None. Closed tickets have none."""
+        if self.status not in (OPEN, CLAIMED):
+            return None
+        if self.breached(now):
+            return "breached"
+        due = as_utc(self.first_response_due if self.first_response_at is None else self.resolution_due)
+        return "near" if due - now <= (due - as_utc(self.created_at)) * NEAR_BREACH else None
+
+    def missed(self, now: datetime) -> datetime | None:
+        """The first due time this ticket missed (its first response's, or its resolution's), as
+        of ``now``; None when it kept both so far, or the customer cancelled it."""
+        if self.status == CANCELLED:
+            return None
+        closed = as_utc(self.resolved_at) if self.resolved_at else now
+        answered = as_utc(self.first_response_at) if self.first_response_at else closed
+        if answered > as_utc(self.first_response_due):
+            return as_utc(self.first_response_due)
+        return as_utc(self.resolution_due) if closed > as_utc(self.resolution_due) else None
+
+
+NEAR_BREACH = 0.25  # the share of a due time's window left when a ticket is flagged as near breach
 
 
 class TicketNote(Base):
@@ -420,3 +450,41 @@ class FollowerSnapshot(Base):
     day: Mapped[date] = mapped_column(Date)
     followers: Mapped[int] = mapped_column()
     taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class KpiDay(Base):
+    """The message-derived service KPIs of one brand day, channel and account (``crm_store.kpis``):
+    kept by the rollup job so that no KPI read scans messages. Ticket, CSAT, lead and mention
+    KPIs are read from their own (indexed) rows."""
+
+    __tablename__ = "kpi_days"
+    __table_args__ = (UniqueConstraint("day", "channel", "account", name="uq_kpi_days_day"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(20))
+    account: Mapped[str] = mapped_column(String(64))
+    needing: Mapped[int] = mapped_column(default=0)  # customer messages that needed an answer
+    answered: Mapped[int] = mapped_column(default=0)  # ... answered within target
+    conversation_days: Mapped[int] = mapped_column(default=0)  # conversations the customer wrote in that day
+    self_served: Mapped[int] = mapped_column(default=0)  # ... with no ticket opened that day
+    latency: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)  # bot latency ms -> passive replies
+    through_message_id: Mapped[int] = mapped_column(default=0)  # the newest message when it was computed
+    refreshed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MessageAnalysis(Base):
+    """What the analysis job made of an inbound text message (``workers.analysis``): sentiment,
+    intent, keywords and the watch terms it names, and how long after the message it was done."""
+
+    __tablename__ = "message_analyses"
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
+    lang: Mapped[str | None] = mapped_column(String(8))
+    sentiment: Mapped[str] = mapped_column(String(3))  # pos | neu | neg
+    sentiment_score: Mapped[float] = mapped_column()  # 0 (negative) .. 1 (positive)
+    intent: Mapped[str] = mapped_column(String(20))
+    intent_confidence: Mapped[float] = mapped_column()
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    watch_terms: Mapped[list[str]] = mapped_column(JSON, default=list)
+    escalation: Mapped[str | None] = mapped_column(String(20))  # ticket_opened | priority_raised
+    analyzed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    lag_ms: Mapped[int] = mapped_column(default=0)  # analyzed_at - the message's created_at

@@ -197,11 +197,17 @@ def record_outbound(conversation_id: int, text: str, uow: UnitOfWork, *, reply_t
         "attempts": 0, "sent_at": now, "created_at": now}).scalar()
 
 
-def record_passive_reply(recorded: RecordedInbound, text: str, uow: UnitOfWork) -> int:
+def record_passive_reply(recorded: RecordedInbound, text: str, uow: UnitOfWork, latency_ms: int | None = None) -> int:
     """Store the reply returned in the webhook's response to ``recorded`` (a platform retry of the
-    message gets it again)."""
+    message gets it again), with how long the bot took to answer (``BOT_LATENCY``, for the KPIs)."""
     return record_outbound(recorded.conversation_id, text, uow, reply_to=recorded.message_id,
-                           delivery=models.PASSIVE, customer_id=recorded.customer_id)
+                           delivery=models.PASSIVE, customer_id=recorded.customer_id,
+                           attributes=None if latency_ms is None else {BOT_LATENCY: latency_ms})
+
+
+# The attribute of a passive reply holding the bot's latency in milliseconds: from the message's
+# arrival in ``bot.inbox.receive`` (the models' reading included) to its reply written.
+BOT_LATENCY = "latency_ms"
 
 
 def open_ticket(customer_id: int, conversation_id: int | None, uow: UnitOfWork, *, source: str, category: str,

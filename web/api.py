@@ -7,22 +7,27 @@ call it. The views call the same store service functions as the console and the 
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import wraps
 from types import SimpleNamespace
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 import marshmallow as ma
 from flask import Flask, current_app, g, request, url_for
 from flask_smorest import Api, Blueprint, abort
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from config.logs import mask_phones
+from crm_store import kpis as kpis_store
 from crm_store import listening, membership, models, services, staff
 from crm_store.models import Message, Ticket, utcnow
 from web import queries
 from web.context import runtime_of
 from web.queries import PAGE_SIZE
+from workers.failed import FailedJob, failed_jobs, retry
 from workers.jobs import resolve_and_ask, send_soon
 from workers.listening import AlreadyLinked, lead_from_mention, ticket_from_mention
 
@@ -102,8 +107,12 @@ class TicketSchema(ma.Schema):
         return ticket.breached(utcnow())
 
 
+class TicketListItemSchema(TicketSchema):
+    mention_id = ma.fields.Integer(allow_none=True)  # made from this Weibo or Twitter mention
+
+
 class TicketPageSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(TicketSchema))
+    items = ma.fields.List(ma.fields.Nested(TicketListItemSchema))
     next = ma.fields.String(allow_none=True)
 
 
@@ -200,7 +209,10 @@ def list_tickets(query: dict[str, Any]) -> dict[str, Any]:
     page = query.pop("page")
     with runtime_of(current_app).uow() as uow:
         rows = queries.ticket_queue(uow, queries.QueueFilter(**query), page)
-    return _page(rows, page, "api.list_tickets")
+        mentions = listening.mentions_of(uow, ticket_ids=[t.id for t in rows])
+        items = [SimpleNamespace(**{c.key: getattr(t, c.key) for c in Ticket.__table__.columns},
+                                 breached=t.breached, mention_id=mentions.get(t.id)) for t in rows]
+    return _page(items, page, "api.list_tickets")
 
 
 @blp.route("/tickets/<reference>")
@@ -571,6 +583,102 @@ def audit_log(query: dict[str, Any]) -> dict[str, Any]:
     return _page(rows, query["page"], "api.audit_log")
 
 
+# --- KPIs ----------------------------------------------------------------------------------
+
+def _kpi_row_schema(name: str, kpis: tuple[str, ...], extra: tuple[str, ...]) -> type[ma.Schema]:
+    """A row of KPIs: its channel, account, agent and day, each KPI by its DESIGN.md name, and a
+    rate's numerator and denominator beside it."""
+    fields: dict[str, ma.fields.Field] = {
+        "channel": ma.fields.String(), "account": ma.fields.String(), "agent": ma.fields.String(allow_none=True),
+        "day": ma.fields.String(allow_none=True)}
+    for kpi in kpis:
+        fields[kpi] = ma.fields.Float(allow_none=True)
+        if kpi in kpis_store.RATES:
+            fields[f"{kpi}_numerator"] = ma.fields.Float()
+            fields[f"{kpi}_denominator"] = ma.fields.Float()
+    fields.update({name_: ma.fields.Integer() for name_ in extra})
+    return ma.Schema.from_dict(fields, name=name)
+
+
+ServiceRowSchema = _kpi_row_schema("ServiceKpiRow", kpis_store.SERVICE,
+                                   ("response_time_tickets", "bot_latency_replies", *kpis_store.SERVICE_EXTRA))
+FanRowSchema = _kpi_row_schema("FanKpiRow", kpis_store.FANS, ())
+
+
+class KpiQuerySchema(ma.Schema):
+    from_ = ma.fields.Date(data_key="from", load_default=None)
+    to = ma.fields.Date(load_default=None)
+    channel = ma.fields.String(validate=ma.validate.Length(max=20))
+    account = ma.fields.String(validate=ma.validate.Length(max=64))
+    agent = ma.fields.String(validate=ma.validate.Length(max=64))
+    by = ma.fields.String(load_default="period", validate=ma.validate.OneOf(("period", "day")))
+
+
+class ServiceKpisSchema(ma.Schema):
+    from_ = ma.fields.String(data_key="from")
+    to = ma.fields.String()
+    timezone = ma.fields.String()
+    items = ma.fields.List(ma.fields.Nested(ServiceRowSchema))
+    next = ma.fields.String(allow_none=True)
+
+
+class FanKpisSchema(ServiceKpisSchema):
+    items = ma.fields.List(ma.fields.Nested(FanRowSchema))
+
+
+def _kpi_period(query: dict[str, Any]) -> kpis_store.Period:
+    """``from`` .. ``to`` (brand days, both included); the last 7 days by default; at most a year."""
+    zone = runtime_of(current_app).settings.timezone
+    today = utcnow().astimezone(ZoneInfo(zone)).date()
+    end = query.get("to") or today
+    start = query.get("from_") or end - timedelta(days=6)
+    if start > end:
+        abort(400, message="from must be on or before to")
+    if (end - start).days > 366:
+        abort(400, message="a period is at most 366 days")
+    try:
+        return kpis_store.Period(start, end, zone)
+    except ValueError as exc:
+        abort(400, message=str(exc))
+
+
+def _kpi_document(period: kpis_store.Period, items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"from_": period.start.isoformat(), "to": period.end.isoformat(), "timezone": period.zone,
+            "items": items, "next": None}
+
+
+@blp.route("/kpis/service")
+@roles(models.SUPERVISOR, models.ADMIN)
+@blp.arguments(KpiQuerySchema, location="query")
+@blp.response(200, ServiceKpisSchema)
+def service_kpis(query: dict[str, Any]) -> dict[str, Any]:
+    """The service KPIs (DESIGN.md, "KPI definitions") per channel and account, and per agent for
+    those that have one (``agent`` not null), over ``from`` .. ``to`` (brand days); ``by=day``
+    adds a row per day (``day`` not null). Each rate has its numerator and denominator beside it."""
+    period = _kpi_period(query)
+    rt = runtime_of(current_app)
+    with rt.uow() as uow:
+        rows = kpis_store.service_kpis(uow, period, kpis_store.first_response_minutes(rt.content.rules),
+                                       channel=query.get("channel"), account=query.get("account"),
+                                       agent=query.get("agent"), by_day=query["by"] == "day")
+        uow.commit()  # the day rollups it brought up to date
+    return _kpi_document(period, rows)
+
+
+@blp.route("/kpis/fans")
+@roles(*LEAD_ROLES)
+@blp.arguments(KpiQuerySchema, location="query")
+@blp.response(200, FanKpisSchema)
+def fan_kpis(query: dict[str, Any]) -> dict[str, Any]:
+    """The fan KPIs (followers, net growth, reach, engagement, reposts + comments, conversion,
+    net sentiment) per channel and account over ``from`` .. ``to``; ``by=day`` adds a row per day."""
+    period = _kpi_period(query)
+    with runtime_of(current_app).uow() as uow:
+        rows = kpis_store.fan_kpis(uow, period, channel=query.get("channel"), account=query.get("account"),
+                                   by_day=query["by"] == "day")
+    return _kpi_document(period, rows)
+
+
 # --- listening: mentions, watch terms, polls --------------------------------------------------
 
 class MentionSchema(ma.Schema):
@@ -791,3 +899,57 @@ def list_poll_runs(query: dict[str, Any]) -> dict[str, Any]:
     with runtime_of(current_app).uow() as uow:
         rows = queries.poll_runs(uow, query.get("channel"), query["page"])
     return _page(rows, query["page"], "api.list_poll_runs")
+
+
+# --- jobs: failed rq jobs, for admins -----------------------------------------------------------
+
+class FailedJobSchema(ma.Schema):
+    id = ma.fields.String()
+    function = ma.fields.String()
+    args = ma.fields.List(ma.fields.Raw())
+    queue = ma.fields.String()
+    failed_at = ma.fields.DateTime(allow_none=True)
+    error = ma.fields.String()  # the exception's last line
+
+
+class FailedJobPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(FailedJobSchema))
+    next = ma.fields.String(allow_none=True)
+
+
+class FailedJobQuerySchema(ma.Schema):
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
+
+
+@blp.route("/jobs/failed")
+@roles(models.ADMIN)
+@blp.arguments(FailedJobQuerySchema, location="query")
+@blp.response(200, FailedJobPageSchema)
+def list_failed_jobs(query: dict[str, Any]) -> dict[str, Any]:
+    """Jobs that failed for good (no retries left, a timeout, a worker that died), queue by queue
+    (realtime, analysis, polling, reports), newest first. 503 while Redis is unreachable."""
+    page = query["page"]
+    try:
+        rows = failed_jobs(runtime_of(current_app).redis, (page - 1) * PAGE_SIZE, PAGE_SIZE + 1)
+    except RedisError:
+        abort(503, message="Redis is unreachable: the job queues cannot be read now")
+    return _page(rows, page, "api.list_failed_jobs")
+
+
+@blp.route("/jobs/<string(maxlength=64):job_id>/retry", methods=["POST"])
+@roles(models.ADMIN)
+@blp.response(200, FailedJobSchema)
+def retry_failed_job(job_id: str) -> FailedJob:
+    """Queue a failed job again on its own queue (jobs are idempotent, so this is safe); audited.
+    404 when no failed job has this id (it is queued, running, done or expired)."""
+    try:
+        job = retry(runtime_of(current_app).redis, job_id)
+    except LookupError as exc:
+        abort(404, message=str(exc))
+    except RedisError:
+        abort(503, message="Redis is unreachable: the job cannot be queued now")
+    # Audited once Redis has taken it: no transaction is open across the call to Redis.
+    with runtime_of(current_app).uow() as uow:
+        staff.audit(g.staff_name, "job.retry", uow, "job", job_id, function=job.function, queue=job.queue)
+        uow.commit()
+    return job

@@ -33,8 +33,54 @@ def _settings() -> Settings:
 
 
 @click.group()
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """crmbot: a social CRM chatbot service for WeChat, Weibo and Twitter."""
+    if ctx.invoked_subcommand in ("serve", "worker"):  # the services whose processes count metrics
+        _metrics_files(ctx.invoked_subcommand)
+
+
+def _metrics_files(service: str) -> None:
+    """Count this process's Prometheus metrics in files (prometheus-client's multiprocess mode)
+    under ``var/metrics/``: gunicorn's web processes and rq's work horses are forks, and a scrape of
+    any web process sums the files of every service there (``workers.metrics``).
+
+    ``serve`` empties ``serve/`` (its last run's counts: a restart is a counter reset). Workers may
+    run side by side, so each has ``worker-PID/``, and a starting one removes those of workers that
+    are gone. Runs before anything imports prometheus_client (which picks its mode when first
+    imported), so here, before the command's options are even parsed."""
+    import shutil
+
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its multiprocess folder was set")
+    try:
+        root = load_settings().var_dir / "metrics"
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    worker = os.getpid()
+    folder = root / ("serve" if service == "serve" else f"worker-{worker}")
+    stale = [folder] + [path for path in root.glob("worker-*") if not _alive(path.name.removeprefix("worker-"))]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    if service == "worker":
+        from prometheus_client import values
+
+        # rq forks a work horse per job, and a file per horse's pid would pile up and slow every
+        # scrape. A worker runs one horse at a time, so its horses take turns on one file, apart
+        # from the worker's own (which counts the failures of jobs it finds abandoned).
+        values.ValueClass = values.MultiProcessValue(lambda: worker if os.getpid() == worker else f"{worker}h")
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):  # not a worker's folder, or another user's live process: keep it
+        return True
+    return True
 
 
 @main.group()
@@ -126,7 +172,7 @@ def serve(host: str, port: int, workers: int) -> None:
         def load_config(self) -> None:
             for key, value in {"bind": f"{host}:{port}", "workers": workers, "timeout": 30,
                                "keepalive": 5, "accesslog": None, "errorlog": "-",
-                               "control_socket_disable": True}.items():
+                               "control_socket_disable": True, "child_exit": _web_process_exited}.items():
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
@@ -140,9 +186,31 @@ def serve(host: str, port: int, workers: int) -> None:
             embedded.stop()
 
 
+def _web_process_exited(server: Any, worker: Any) -> None:
+    """Gunicorn's ``child_exit`` hook (in the arbiter): prometheus-client's bookkeeping for a web
+    process that exited."""
+    from workers import metrics
+
+    metrics.mark_process_dead(worker.pid, Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+
+
+def _queue_names(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    """``realtime,analysis`` -> the queues, each known, in the order given (the worker's priority)."""
+    from workers.jobs import QUEUES
+
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in QUEUES]
+    if unknown or not names:
+        raise click.BadParameter(f"{', '.join(unknown) or 'none given'}: the queues are {','.join(QUEUES)}")
+    return list(dict.fromkeys(names))
+
+
 @main.command()
-@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
-def worker(burst: bool) -> None:
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--queues", default="realtime,analysis,polling,reports", show_default=True, callback=_queue_names,
+              help="The queues to take jobs from, first ones first (comma-separated): a worker for some of "
+                   "them only, to scale them out apart.")
+def worker(burst: bool, queues: list[str]) -> None:
     """Run an rq worker for the service's jobs. It outlives a Redis outage: when Redis goes away the
     worker waits for it and starts working again, with no restart of the service."""
     from redis import Redis
@@ -159,6 +227,11 @@ def worker(burst: bool) -> None:
             ServiceWorker.stopping = True
             super().request_stop(signum, frame)
 
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            from workers.metrics import count_job_failure
+
+            super().__init__(*args, exception_handlers=[count_job_failure], **kwargs)
+
     settings, embedded = with_embedded_redis(_settings())
     runtime = Runtime.build(settings)
     runtime.router  # load the bot and the NLP models once in the parent; forked jobs inherit them
@@ -166,7 +239,9 @@ def worker(burst: bool) -> None:
     redis = Redis.from_url(settings.redis_url)
     try:
         while True:
-            ServiceWorker([jobs.QUEUE], connection=redis).work(burst=burst, with_scheduler=True)
+            # rq's scheduler (with_scheduler) queues the sends due later and the retries with a
+            # backoff, for the queues this worker takes.
+            ServiceWorker(queues, connection=redis).work(burst=burst, with_scheduler=True)
             if burst or ServiceWorker.stopping:
                 break
             click.echo("worker: lost Redis, waiting for it to come back", err=True)
@@ -181,26 +256,22 @@ def worker(burst: bool) -> None:
 
 @main.command()
 def scheduler() -> None:
-    """Run the periodic jobs (rq cron): outbox drain, Weibo and Twitter polls. Like the worker, it
-    outlives a Redis outage."""
+    """Run the periodic jobs of ``workers/schedule.py`` (rq cron): outbox drain, Weibo and Twitter
+    polls, follower snapshots. Like the worker, it outlives a Redis outage."""
     from redis import Redis
     from redis.exceptions import RedisError
     from rq.cron import CronScheduler
     from rq.exceptions import StopRequested
 
-    from workers import jobs, listening
     from workers.runtime import wait_for_redis, with_embedded_redis
+    from workers.schedule import register_all
 
     settings, embedded = with_embedded_redis(_settings())
     redis = Redis.from_url(settings.redis_url)
     try:
         while True:
             cron = CronScheduler(connection=redis)
-            cron.register(jobs.drain_outbox, jobs.QUEUE, interval=60, job_timeout=120)
-            cron.register(listening.snapshot_wechat_followers, jobs.QUEUE, interval=3600, job_timeout=300)
-            for channel in listening.configured_channels(settings):  # Weibo, Twitter: those set up
-                cron.register(listening.poll_channel, jobs.QUEUE, args=(channel,),
-                              interval=listening.rules().interval_for(channel), job_timeout=600)
+            register_all(cron, settings)
             try:
                 cron.start()  # returns on SIGTERM or SIGINT
                 break
@@ -241,6 +312,66 @@ def poll(channel: str, max_wait: int) -> None:
         click.echo(run.line())
     if any(run.outcome in ("auth_expired", "failed") for run in runs):
         sys.exit(1)
+
+
+@main.command()
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="First brand day (YYYY-MM-DD); default: six days before --to.")
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last brand day; default: today.")
+@click.option("--channel", default=None, help="Only this channel (wechat, webchat, weibo, twitter).")
+@click.option("--account", default=None, help="Only this account of the channel.")
+@click.option("--agent", default=None, help="Only this agent's rows (service KPIs).")
+@click.option("--by", type=click.Choice(("period", "day")), default="period", show_default=True,
+              help="One row for the whole period, or a row per day as well.")
+@click.option("--format", "output", type=click.Choice(("table", "csv", "json")), default="table", show_default=True)
+def kpi(start: Any, end: Any, channel: str | None, account: str | None, agent: str | None, by: str,
+        output: str) -> None:
+    """The service and fan KPIs (DESIGN.md names) per channel and account, and per agent, for the
+    brand days --from .. --to (CRMBOT_TIMEZONE). JSON is the API's document, service and fan KPIs
+    in one row per channel, account, agent and day."""
+    import csv
+    import json
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from config.content import load_content
+    from crm_store import kpis
+    from crm_store.models import utcnow
+
+    settings = _settings()
+    last = end.date() if end else utcnow().astimezone(ZoneInfo(settings.timezone)).date()
+    first = start.date() if start else last - timedelta(days=6)
+    try:
+        period = kpis.Period(first, last, settings.timezone)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--from/--to") from None
+    rules = load_content().rules
+    with _store_uow(settings) as uow:
+        service = kpis.service_kpis(uow, period, kpis.first_response_minutes(rules), channel=channel,
+                                    account=account, agent=agent, by_day=by == "day")
+        fans = [] if agent else kpis.fan_kpis(uow, period, channel=channel, account=account, by_day=by == "day")
+        uow.commit()  # the day rollups it brought up to date
+    rows = kpis.merged(service, fans)
+    if output == "json":
+        click.echo(json.dumps({"from": first.isoformat(), "to": last.isoformat(), "timezone": settings.timezone,
+                               "items": rows}, ensure_ascii=False, indent=2))
+        return
+    columns = ["channel", "account", "agent", "day"] + [c for c in dict.fromkeys(k for r in rows for k in r)
+                                                         if c not in ("channel", "account", "agent", "day")]
+    if output == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    click.echo(f"KPIs {first} .. {last} ({settings.timezone})")
+    for r in rows:
+        who = " / ".join(str(r[c]) for c in ("channel", "account", "agent", "day") if r[c] is not None)
+        click.echo(f"\n{who}")
+        for name in (*kpis.SERVICE, *kpis.FANS):
+            if name in r:
+                extra = (f"  ({r[name + '_numerator']}/{r[name + '_denominator']})"
+                         if name in kpis.RATES else "")
+                click.echo(f"  {name:<24} {'-' if r[name] is None else r[name]}{extra}")
 
 
 def _first_admin(settings: Settings) -> str:

@@ -41,7 +41,7 @@ from channels.base import COMMENT, POST, InboundMessage, Mention
 from channels.wechat import NAME as WECHAT
 from channels.wechat import WeChatChannel
 from channels.wechat_push import WeChatServer, event_xml, text_xml
-from crm_store import listening, membership, models, outbox, services, staff
+from crm_store import kpis, listening, membership, models, outbox, services, staff
 from crm_store.models import (ChannelIdentity, FollowerSnapshot, Lead, Member, Message, PointsEntry, StaffUser, Ticket,
                               as_utc)
 from crm_store.references import SHANGHAI
@@ -1544,6 +1544,11 @@ def fill_demo(rt: Runtime, customers: int = 3000, days: int = 28, seed: int = 13
     finally:
         if codes is not None:
             codes.sender = saved_sender
+    zone = rt.settings.timezone
+    with rt.uow() as uow:  # the KPI day rollups of the whole history, so the dashboards open at once
+        period = kpis.Period(kpis.brand_day(start, zone), kpis.brand_day(now, zone), zone)
+        kpis.refresh_days(uow, period.days(), zone, kpis.first_response_minutes(rt.content.rules))
+        uow.commit()
     return summarize(rt, customers, days, seed, start, now, time.monotonic() - started, created)
 
 

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
+from rq import Queue, Retry
 
 from channels import twitter, webchat, weibo
 from channels.base import AuthExpired, QuotaExceeded, RecipientUnreachable, SendFailed, SendOutcomeUnknown
@@ -20,12 +20,29 @@ from crm_store import models, outbox, services
 from crm_store.models import Ticket
 from crm_store.uow import UnitOfWork
 from nlp.tokenize import written_language
+from workers import metrics
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 RUNTIME: Runtime | None = None
-QUEUE = "default"
+
+# Queues by purpose. A worker takes them in this order, so a reply never waits behind a poll;
+# `crmbot worker --queues` runs workers for some of them only (README, "Scaling out").
+REALTIME = "realtime"  # outbound replies, and the outbox drain that requeues them
+ANALYSIS = "analysis"  # sentiment, keywords, intent of what customers write
+POLLING = "polling"  # Weibo and Twitter polls
+REPORTS = "reports"  # follower snapshots, KPI rollups
+QUEUES = (REALTIME, ANALYSIS, POLLING, REPORTS)
+
+SEND_TIMEOUT = 60  # seconds; the outbox's lease (crm_store.outbox.LEASE) is longer
+# rq's retry of a send job cannot send twice: only the run that claims the message in the store
+# (``outbox.claim_send``) calls the platform, and a run that claimed and then failed (or was
+# killed) leaves the message claimed, so every later run of the job is "skipped" and the lease
+# turns it UNKNOWN for an agent. What rq's retry adds is a second chance for a run that failed
+# before its claim (the store was unreachable): nothing was sent then. The platform-side retries
+# and their backoff are the outbox's (``outbox.BACKOFF``), counted in the store, not rq's.
+SEND_RETRY = Retry(max=3, interval=[5, 30, 120])
 
 
 def runtime() -> Runtime:
@@ -37,11 +54,11 @@ def runtime() -> Runtime:
 def enqueue_send(redis: Redis, message_id: int, at: datetime | None = None) -> None:
     """Queue the send of a stored outbound message (the row itself is the durable outbox), now or
     at ``at`` (rq's scheduler, which runs in every worker)."""
-    queue = Queue(QUEUE, connection=redis)
+    queue = Queue(REALTIME, connection=redis)
     if at is None:
-        queue.enqueue(send_outbound, message_id, job_timeout=60)
+        queue.enqueue(send_outbound, message_id, job_timeout=SEND_TIMEOUT, retry=SEND_RETRY)
     else:
-        queue.enqueue_at(at, send_outbound, message_id, job_timeout=60)
+        queue.enqueue_at(at, send_outbound, message_id, job_timeout=SEND_TIMEOUT, retry=SEND_RETRY)
 
 
 def queue_reply(rt: Runtime, conversation_id: int, text: str, author: str = "bot") -> int:
@@ -98,6 +115,11 @@ def send_outbound(message_id: int) -> str:
         sender_for(rt, claim.outbound.channel).send(claim.outbound)
     except SendFailed as exc:
         state, error = _STATES.get(type(exc), outbox.RETRY), str(exc)
+        # The platform's code where it gave one (45015), else the state ("failed" for a retry).
+        code = str(exc.code) if exc.code is not None else models.FAILED if state == outbox.RETRY else state
+        metrics.OUTBOUND_ERRORS.labels(channel=claim.outbound.channel, code=code).inc()
+    else:
+        metrics.MESSAGES.labels(channel=claim.outbound.channel, direction="out").inc()
     with rt.uow() as uow:
         outcome = outbox.record_send(claim, state, uow, error)
         uow.commit()

@@ -231,3 +231,30 @@ def test_the_crmbot_demo_command_migrates_fills_and_refuses_a_second_time(tmp_pa
     second = subprocess.run([*_crmbot(), "demo", "--customers", "20"], env=env, capture_output=True, text=True,
                             timeout=300)
     assert second.returncode == 1 and "demo data already (20 demo customers)" in second.stderr
+
+
+def test_every_kpi_has_a_believable_value_and_the_rollups_are_ready(runtime, demo) -> None:
+    from crm_store import kpis
+
+    zone = runtime.settings.timezone
+    today = kpis.brand_day(models.utcnow(), zone)
+    period = kpis.Period(today - timedelta(days=DAYS - 1), today, zone)
+    sla = kpis.first_response_minutes(runtime.content.rules)
+    with runtime.uow() as uow:
+        assert kpis.stale_days(uow, period, sla) == []  # the dashboards open without computing
+        service = {r["channel"]: r for r in kpis.service_kpis(uow, period, sla) if r["agent"] is None}
+        fans = {r["channel"]: r for r in kpis.fan_kpis(uow, period) if r["agent"] is None}
+        agents = [r for r in kpis.service_kpis(uow, period, sla) if r["agent"] in AGENTS]
+    wechat = service["wechat"]
+    assert 0.7 <= wechat["response_rate"] <= 1.0 and wechat["response_rate_denominator"] > 50
+    assert 0 < wechat["response_time_median_s"] <= wechat["response_time_p90_s"]
+    assert 0 < wechat["bot_latency_p50_ms"] <= wechat["bot_latency_p99_ms"] < 5000
+    assert 0.3 <= wechat["resolution_rate"] <= 1.0 and 0.3 <= wechat["self_service_rate"] < 1.0
+    assert wechat["satisfaction_rate"] is not None and 0 < wechat["csat_answer_rate"] <= 1.0
+    assert agents and all(r["resolution_rate_denominator"] > 0 for r in agents)
+    for channel in ("weibo", "twitter"):
+        assert fans[channel]["followers"] > 0 and fans[channel]["reach"] > 0 and fans[channel]["engagement"] > 0
+        assert -1 <= fans[channel]["net_sentiment"] <= 1
+    assert fans["wechat"]["followers"] > 0 and fans["wechat"]["net_growth"] is not None
+    captured = [r for r in fans.values() if r.get("conversion_rate_denominator")]
+    assert captured and all(0 <= r["conversion_rate"] <= 1 for r in captured)

@@ -127,8 +127,9 @@ def test_mentions_are_listed_with_exact_ids_and_what_they_became(api, rt, fakes,
     assert complaint["idstr"] in [m["external_id"] for m in all_mentions(api, mia, "?sentiment=neg")]
     assert complaint["idstr"] not in [m["external_id"] for m in all_mentions(api, mia, "?sentiment=pos")]
     assert {m["external_id"] for m in all_mentions(api, mia, "?linked=none")} == {praise["idstr"], tweet}
-    assert api.get("/api/v1/tickets?channel=weibo", headers=auth(tokens["alice"])).json["items"][0]["reference"] \
-        == filed["ticket_reference"]
+    [listed] = api.get("/api/v1/tickets?channel=weibo", headers=auth(tokens["alice"])).json["items"]
+    assert (listed["reference"], listed["mention_id"], listed["breached"]) == (filed["ticket_reference"], filed["id"],
+                                                                             False)
 
 
 def test_mentions_page_and_refuse_bad_filters_and_roles(api, rt, fakes, tokens) -> None:

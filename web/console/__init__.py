@@ -119,6 +119,7 @@ LABELS: dict[str, Any] = {
     "mention.lead": _l("mention to lead"), "watch_term.add": _l("watch term added"),
     "watch_term.remove": _l("watch term removed"), "lead": _l("lead"),
     "watch_term": _l("watch term"),
+    "job": _l("job"), "job.retry": _l("job retried"),
     # intents
     "praise": _l("praise"), "faq": _l("question"), "chitchat": _l("chitchat"), "human": _l("asks for a person"),
     "member_bind": _l("card binding"), "member_level": _l("member level"), "points_balance": _l("points"),
@@ -162,11 +163,12 @@ def staff_names(*roles: str) -> list[str]:
 
 def init_console(app: Flask) -> None:
     from web.console import admin, auth, customers, leads, listening, tickets
+    from web.console.dashboards import bp as dashboards_bp
 
     login_manager.login_view = "console.login"
     login_manager.login_message = _l("Please sign in.")
     login_manager.session_protection = "strong"
-    for blueprint in (auth.bp, tickets.bp, customers.bp, leads.bp, listening.bp, admin.bp):
+    for blueprint in (auth.bp, tickets.bp, customers.bp, leads.bp, listening.bp, admin.bp, dashboards_bp):
         app.register_blueprint(blueprint)
     app.jinja_env.filters.update(phone=phone, local_time=local_time, label=label, duration=duration)
     app.context_processor(lambda: {"lang": console_language()})

@@ -1,9 +1,11 @@
-"""Administration: staff users, their roles and API tokens; the audit log for supervisors too."""
+"""Administration: staff users, their roles and API tokens, failed jobs; the audit log for
+supervisors too."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -12,6 +14,8 @@ from web import queries
 from web.console import staff_required
 from web.console.forms import ActionForm, RoleForm, UserForm
 from web.context import runtime_of
+from workers import failed
+from workers.jobs import QUEUES
 
 bp = Blueprint("console_admin", __name__, url_prefix="/console/admin")
 READS_AUDIT = (models.SUPERVISOR, models.ADMIN)
@@ -128,3 +132,41 @@ def audit() -> str:
         rows = queries.audit_trail(uow, actor=actor, page=page)
     return render_template("console/audit.html", entries=rows[:queries.PAGE_SIZE],
                            more=len(rows) > queries.PAGE_SIZE, page=page, actor=actor or "")
+
+
+JOBS_SHOWN = 200  # the newest failed jobs on the page; the API pages through all of them
+
+
+@bp.route("/jobs")
+@staff_required(models.ADMIN)
+def jobs() -> tuple[str, int]:
+    """Failed jobs per queue (realtime, analysis, polling, reports), newest first, each with a Retry
+    button. The page says so when Redis cannot be read."""
+    try:
+        rows = failed.failed_jobs(runtime_of(current_app).redis, 0, JOBS_SHOWN)
+    except RedisError:
+        flash(_("Redis is unreachable: the job queues cannot be read now."), "error")
+        return render_template("console/jobs.html", queues={}, action_form=ActionForm()), 503
+    by_queue = {queue: [row for row in rows if row.queue == queue] for queue in QUEUES}
+    return render_template("console/jobs.html", queues=by_queue, action_form=ActionForm()), 200
+
+
+@bp.route("/jobs/<string(maxlength=64):job_id>/retry", methods=["POST"])
+@staff_required(models.ADMIN)
+def retry_job(job_id: str) -> Response:
+    """Queue a failed job again (every job is idempotent); audited."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        job = failed.retry(runtime_of(current_app).redis, job_id)
+    except LookupError:
+        abort(404)
+    except RedisError:
+        flash(_("Redis is unreachable: the job was not queued. Try again later."), "error")
+        return redirect(url_for(".jobs"))
+    # Audited once Redis has taken it: no transaction is open across the call to Redis.
+    with runtime_of(current_app).uow() as uow:
+        staff.audit(current_user.name, "job.retry", uow, "job", job_id, function=job.function, queue=job.queue)
+        uow.commit()
+    flash(_("Job %(function)s queued again on %(queue)s.", function=job.function, queue=job.queue), "ok")
+    return redirect(url_for(".jobs"))
