@@ -1,9 +1,10 @@
 """Ticket category, priority and SLA from the operator's rules (``config/bot.yaml``)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from config.content import BotRules
+from config.content import BotRules, BusinessHours
 from nlp.sentiment import Sentiment
 from nlp.text import find_terms
 
@@ -36,8 +37,33 @@ def priority(text: str, category_name: str, mood: Sentiment, level_name: str | N
 
 
 def due_times(priority_name: str, now: datetime, rules: BotRules) -> tuple[datetime, datetime]:
+    """A new ticket's first-response and resolution due times: the SLA of its priority, counted in
+    business hours when bot.yaml sets ``sla_business_hours``, else around the clock."""
     sla = rules.sla[priority_name]
-    return now + timedelta(minutes=sla.first_response_minutes), now + timedelta(hours=sla.resolution_hours)
+    hours = rules.business_hours
+    if hours is None:
+        return now + timedelta(minutes=sla.first_response_minutes), now + timedelta(hours=sla.resolution_hours)
+    return (add_business_time(now, timedelta(minutes=sla.first_response_minutes), hours),
+            add_business_time(now, timedelta(hours=sla.resolution_hours), hours))
+
+
+def add_business_time(start: datetime, span: timedelta, hours: BusinessHours) -> datetime:
+    """``start`` plus ``span`` of business time: the clock runs from ``hours.open`` to
+    ``hours.close`` on business days only, in ``hours.zone``; returned in ``start``'s zone. A
+    ticket opened out of hours starts counting when the next business day opens."""
+    zone = ZoneInfo(hours.zone)
+    moment, left = start.astimezone(zone), span
+    for _ in range(366 * 2 + int(span / timedelta(hours=1))):  # bounded: every step closes a day or ends
+        day = moment.date()
+        opens = datetime.combine(day, hours.open, zone)
+        closes = datetime.combine(day, hours.close, zone)
+        if moment.isoweekday() in hours.days and moment < closes:
+            moment = max(moment, opens)
+            if moment + left <= closes:
+                return (moment + left).astimezone(start.tzinfo)
+            left -= closes - moment
+        moment = datetime.combine(day + timedelta(days=1), time.min, zone)
+    raise ValueError(f"no business time within reach of {start} for {span}")
 
 
 UNITS = {"zh": ("天", "小时", "分钟"), "en": (" day", " hour", " minute")}

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import time as dt_time
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -69,6 +71,17 @@ class Sla:
 
 
 @dataclass(frozen=True)
+class BusinessHours:
+    """When SLA clocks run (``bot.yaml`` ``sla_business_hours``): ``open`` to ``close`` on ISO
+    ``days`` (1 = Monday) in ``zone``. Absent: around the clock."""
+
+    days: frozenset[int]
+    open: dt_time
+    close: dt_time
+    zone: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
 class BotRules:
     """How the bot understands and routes (``bot.yaml``)."""
 
@@ -87,6 +100,7 @@ class BotRules:
     order_formats: tuple[str, ...]  # regular expressions, each matching a whole order number
     business_words: tuple[str, ...]  # a lead, not a retail question: 加盟, 批发, 团购 ...
     bulk_quantity: int  # this many cups or boxes or more in one message is a lead
+    business_hours: BusinessHours | None = None  # SLA clocks run only then; None: always
 
     @cached_property
     def complaint_words(self) -> tuple[str, ...]:
@@ -261,7 +275,31 @@ def load_rules(path: Path) -> BotRules:
         urgent_words=_words(path, "priority.urgent_words", priority.get("urgent_words")),
         urgent_categories=_words(path, "priority.urgent_categories", priority.get("urgent_categories")),
         vip_level=vip, sla=sla, order_formats=formats,
-        business_words=_words(path, "lead.business_words", lead.get("business_words")), bulk_quantity=bulk_quantity)
+        business_words=_words(path, "lead.business_words", lead.get("business_words")), bulk_quantity=bulk_quantity,
+        business_hours=_business_hours(path, data.get("sla_business_hours")))
+
+
+def _business_hours(path: Path, value: Any) -> BusinessHours | None:
+    if value is None:
+        return None
+    where = f"{path}: sla_business_hours"
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a mapping with days, open and close")
+    days = value.get("days", [1, 2, 3, 4, 5, 6, 7])
+    if not isinstance(days, list) or not days or not all(isinstance(d, int) and 1 <= d <= 7 for d in days):
+        raise ConfigError(f"{where}.days must list ISO weekdays, 1 (Monday) to 7")
+    try:
+        opens, closes = (dt_time.fromisoformat(str(value[k])) for k in ("open", "close"))
+    except (KeyError, ValueError):
+        raise ConfigError(f"{where} needs open and close as HH:MM") from None
+    if closes <= opens:
+        raise ConfigError(f"{where}: close must be after open on the same day")
+    zone = str(value.get("zone", "Asia/Shanghai"))
+    try:
+        ZoneInfo(zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ConfigError(f"{where}.zone must be an IANA time zone, got {zone!r}") from None
+    return BusinessHours(frozenset(days), opens, closes, zone)
 
 
 def normalize_command(text: str) -> str:
