@@ -1,7 +1,7 @@
 """The CRM's tables (SQLAlchemy 2.0 declarative). One customer, many channel identities."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import (JSON, Boolean, Date, DateTime, ForeignKey, ForeignKeyConstraint, Index, String, Text,
@@ -194,6 +194,9 @@ class Ticket(Base):
     # Kept by the SLA job (workers/sla.py): near | breached while open; the due time it missed.
     sla_state: Mapped[str | None] = mapped_column(String(10))
     sla_breached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # WeChat's 48-hour customer-service window: when it closes for this open ticket's customer (the
+    # last thing they wrote + 48 h), kept by the SLA job; None on other channels.
+    window_closes_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     csat_score: Mapped[int | None]
     csat_comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -222,6 +225,10 @@ class Ticket(Base):
             return "breached"
         due = as_utc(self.first_response_due if self.first_response_at is None else self.resolution_due)
         return "near" if due - now <= (due - as_utc(self.created_at)) * NEAR_BREACH else None
+
+    def window_left(self, now: datetime) -> timedelta | None:
+        """Time left in WeChat's 48-hour window (``window_closes_at``); None off WeChat."""
+        return None if self.window_closes_at is None else max(as_utc(self.window_closes_at) - now, timedelta(0))
 
     def missed(self, now: datetime) -> datetime | None:
         """The first due time this ticket missed (its first response's, or its resolution's), as

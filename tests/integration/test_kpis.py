@@ -345,6 +345,7 @@ def test_the_sla_job_flags_near_and_past_due_tickets_and_the_kpis_count_breaches
         s.ticket(talk, now - timedelta(minutes=90), "P2", status=models.RESOLVED, first_response_at=now - timedelta(
             minutes=80), resolved_at=now - timedelta(minutes=70))  # answered in time, closed
         s.ticket(talk, now - timedelta(minutes=200), "P2", status=models.CANCELLED)  # the customer withdrew
+        s.says(talk, now - timedelta(hours=45))  # the customer last wrote 45 hours ago
         uow.commit()
     assert check_sla() == {"near": 1, "breached": 1}
     from crm_store import staff
@@ -356,6 +357,13 @@ def test_the_sla_job_flags_near_and_past_due_tickets_and_the_kpis_count_breaches
     sign_in(client, "sue")
     queue = client.get("/console/tickets").text
     assert queue.count('data-testid="near"') == 1 and queue.count("badge alarm") >= 1  # the queue shows both
+    # ... and that WeChat's 48-hour window of the three open tickets' customer closes in 3 hours.
+    assert queue.count('data-testid="window"') == 3 and ("2小时59分" in queue or "3小时0分" in queue)
+    with runtime.uow() as uow:
+        closes = {models.as_utc(t.window_closes_at) if t.window_closes_at else None
+                  for t in uow.session.scalars(select(models.Ticket).where(
+                      models.Ticket.status.in_((models.OPEN, models.CLAIMED))))}
+    assert closes == {now + timedelta(hours=3)}
     with runtime.uow() as uow:
         tickets = list(uow.session.scalars(select(models.Ticket).order_by(models.Ticket.id)))
         assert [t.sla_state for t in tickets] == ["near", "breached", None, None, None]
