@@ -468,6 +468,7 @@ def measure_lag(rt: Any, url: str, redis_url: str, work: Path, conversations: li
     spec = {"url": url, "redis": redis_url, "work": str(work), "tick": tick, "stop": str(stop),
             "deadline_s": seconds + 900}
     settled = settle_old(rt)  # before the analyzer starts
+    writing_from: float | None = None
     log = open(work / "analyzer.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "bench.kpis", "--analyzer", json.dumps(spec)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
@@ -490,6 +491,7 @@ def measure_lag(rt: Any, url: str, redis_url: str, work: Path, conversations: li
         writer = Writer(rt, conversations, random.Random(seed))
         total = int(rate * seconds)
         load_before = _load_average()
+        writing_from = time.time()
         t0 = time.perf_counter()
         for n in range(total):
             due = t0 + n / rate
@@ -533,6 +535,15 @@ def measure_lag(rt: Any, url: str, redis_url: str, work: Path, conversations: li
         out["analyzer"] = json.loads(stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         out["analyzer"] = {"error": (work / "analyzer.log").read_text()[-2000:]}
+        return out
+    # The job's runs while the writer wrote (not the catch-up before it).
+    each = out["analyzer"].pop("each", [])
+    during = [(n, took) for wall, n, took in each if writing_from is not None and wall >= writing_from]
+    if during:
+        out["runs_while_writing"] = {"runs": len(during), "messages_per_run": round(sum(n for n, _ in during) / len(during)),
+                                     "mean_run_s": round(sum(t for _, t in during) / len(during), 2),
+                                     "p95_run_s": _percentile(sorted(t for _, t in during), 0.95),
+                                     "longest_run_s": max(t for _, t in during)}
     return out
 
 
@@ -551,18 +562,21 @@ def analyzer(spec_text: str) -> int:
     stop, tick = Path(spec["stop"]), float(spec["tick"])
     deadline = time.monotonic() + float(spec["deadline_s"])
     runs, done, longest, busy = 0, 0, 0.0, 0.0
+    each: list[tuple[float, int, float]] = []  # (wall clock at its start, messages, seconds)
     next_run = time.monotonic()
     while time.monotonic() < deadline and not stop.exists():
-        started = time.monotonic()
-        done += analyze_messages()
+        started, wall = time.monotonic(), time.time()
+        analysed = analyze_messages()
         took = time.monotonic() - started
+        done += analysed
+        each.append((round(wall, 3), analysed, round(took, 3)))
         runs, longest, busy = runs + 1, max(longest, took), busy + took
         next_run += tick
         time.sleep(max(0.0, next_run - time.monotonic()))
         next_run = max(next_run, time.monotonic() - tick)  # a run longer than a tick starts the next at once
     rt.engine.dispose()
     print(json.dumps({"runs": runs, "analysed": done, "longest_run_s": round(longest, 2),
-                      "mean_run_s": round(busy / max(1, runs), 3)}))
+                      "mean_run_s": round(busy / max(1, runs), 3), "each": each}))
     return 0
 
 
@@ -595,7 +609,9 @@ def print_report(store: str, report: dict[str, Any], say: Callable[[str], None])
             f"{'PASS' if lag['lag_max_s'] < GOAL_LAG_S and lag['backlog_at_end'] < lag['rate_goal'] * GOAL_LAG_S else 'FAIL'}")
         say(f"  written {lag['written']:,} in {lag['write_seconds']} s ({lag['rate']}/s); backlog when the writing "
             f"stopped: {lag['backlog_at_end']} (drained in {lag['drain_s']} s); p95 over the last 10 s: "
-            f"{lag['last_10s_lag_p95_s']:.2f} s; analyzer: {lag.get('analyzer')}")
+            f"{lag['last_10s_lag_p95_s']:.2f} s")
+        say(f"  the job's runs while writing: {lag.get('runs_while_writing')}; in all (catch-up included): "
+            f"{lag.get('analyzer')}")
     say(f"load average (1 min): rollups {rollups['load_average']}, queries {report['queries'][-1]['load_average']}, "
         f"lag {lag.get('load_average')}")
 
@@ -634,9 +650,12 @@ def run_store(store: str, opts: argparse.Namespace, work: Path, redis: EmbeddedR
                                                             .order_by(models.Conversation.id).limit(5000))]
         say(f"[{store}] rollups")
         rollups = measure_rollups(rt, sla, today, opts.rollup_days, say)
-        say(f"[{store}] dashboard queries")
-        queries, profiles = measure_queries(rt, app, today, sla, conversations, opts.requests, opts.warmup,
-                                            not opts.no_profile, say)
+        queries: list[dict[str, Any]] = [{"load_average": None}]
+        profiles: list[dict[str, Any]] = []
+        if not opts.skip_queries:
+            say(f"[{store}] dashboard queries")
+            queries, profiles = measure_queries(rt, app, today, sla, conversations, opts.requests, opts.warmup,
+                                                not opts.no_profile, say)
         say(f"[{store}] analysis lag")
         lag = measure_lag(rt, url, redis.url, folder, conversations, opts.rate, opts.lag_seconds, opts.tick,
                           opts.seed, say)
@@ -664,6 +683,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tick", type=float, default=2.0, help="seconds between two runs of the analysis job")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-profile", action="store_true", help="do not profile the queries over the goal")
+    parser.add_argument("--skip-queries", action="store_true", help="rollups and lag only")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout; progress on stderr")
     parser.add_argument("--analyzer", help=argparse.SUPPRESS)  # the analysis worker process (internal)
     opts = parser.parse_args(argv)

@@ -21,6 +21,7 @@ from crm_store.uow import UnitOfWork
 # out before a transaction commits, so a message may become visible after higher ids were
 # analysed: a window, not a cursor, keeps such a message from being skipped.
 WINDOW = 20_000
+MAX_LAG_MS = 2**31 - 1  # message_analyses.lag_ms is a 32-bit integer (24.8 days)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,10 @@ def store(uow: UnitOfWork, analyses: Sequence[dict[str, Any]]) -> dict[int, int]
     if not analyses:
         return {}
     now = utcnow()
-    rows = [{**a, "analyzed_at": now, "lag_ms": max(int((now - a.pop("created_at")).total_seconds() * 1000), 0)}
+    # Clamped to what the column holds: an old message analysed late (a first deploy, a long
+    # outage) must not fail its batch, or every batch after it.
+    rows = [{**a, "analyzed_at": now, "lag_ms": min(max(int((now - a.pop("created_at")).total_seconds() * 1000), 0),
+                                                    MAX_LAG_MS)}
             for a in (dict(x) for x in analyses)]
     lags = {row["message_id"]: row["lag_ms"] for row in rows}
     uow.flush()

@@ -189,19 +189,20 @@ def first_response_minutes(rules: BotRules) -> dict[str, int]:
 
 def service_kpis(uow: UnitOfWork, period: Period, first_response_minutes: Mapping[str, int], *,
                  channel: str | None = None, account: str | None = None, agent: str | None = None,
-                 by_day: bool = False, fresh: bool = False) -> list[dict[str, Any]]:
+                 by_day: bool = False, fresh: bool = False, max_age: timedelta | None = None) -> list[dict[str, Any]]:
     """The service KPIs per channel and account (and agent, for those that have one) over
     ``period``, plus one row per day with ``by_day``. ``first_response_minutes``: the SLA's first
     response time per priority (bot.yaml ``sla``), the target for a message a ticket waits on.
 
     The message-derived KPIs come from the day rollups (``kpi_days``), brought up to date first
-    where a day may have changed (``refresh_stale``); ``fresh`` computes them from the messages
-    instead (what the rollups must equal)."""
+    where a day may have changed (``refresh_stale``; with ``max_age``, a rollup younger than that
+    is taken as it is: a dashboard under live traffic need not recompute today on every read);
+    ``fresh`` computes them from the messages instead (what the rollups must equal)."""
     rows = _Rows(period, by_day)
     if fresh:
         days = message_days(uow, period, first_response_minutes, channel, account)
     else:
-        refresh_stale(uow, period, first_response_minutes)
+        refresh_stale(uow, period, first_response_minutes, max_age)
         days = rolled_up(uow, period, channel, account)
     for (day, day_channel, day_account), figures in days.items():
         keys = rows.keys(day_channel, day_account, day)
@@ -347,32 +348,37 @@ def refresh_days(uow: UnitOfWork, days: Sequence[date], zone: str, sla: Mapping[
     return written
 
 
-def stale_days(uow: UnitOfWork, period: Period, sla: Mapping[str, int]) -> list[date]:
+def stale_days(uow: UnitOfWork, period: Period, sla: Mapping[str, int], max_age: timedelta | None = None
+               ) -> list[date]:
     """The days of ``period`` whose rollup is missing, or may have changed since it was made: a
     message came after it, and it was made before the day was over plus the longest SLA first
-    response (after that, nothing can change a day's message figures)."""
+    response (after that, nothing can change a day's message figures), and more than ``max_age``
+    ago (None: any time ago)."""
     newest = uow.execute(select(func.max(Message.id))).scalar() or 0
     settle = timedelta(minutes=max(sla.values(), default=0))
     markers = {day: (through, as_utc(refreshed)) for day, through, refreshed in uow.execute(
         select(models.KpiDay.day, models.KpiDay.through_message_id, models.KpiDay.refreshed_at).where(
             models.KpiDay.channel == MARKER, models.KpiDay.day >= period.start, models.KpiDay.day <= period.end))}
-    today = period.day_of(utcnow())
+    now = utcnow()
+    today = period.day_of(now)
     stale = []
     for day in period.days():
         if day > today:
             continue  # the future has nothing to count
         marker = markers.get(day)
         settled = Period(day, day, period.zone).until + settle
-        if marker is None or (marker[0] < newest and marker[1] < settled):
+        young = max_age is not None and marker is not None and marker[1] > now - max_age
+        if marker is None or (marker[0] < newest and marker[1] < settled and not young):
             stale.append(day)
     return stale
 
 
-def refresh_stale(uow: UnitOfWork, period: Period, sla: Mapping[str, int]) -> list[date]:
+def refresh_stale(uow: UnitOfWork, period: Period, sla: Mapping[str, int], max_age: timedelta | None = None
+                  ) -> list[date]:
     """Bring the rollups of ``period`` up to date (``stale_days``), in the caller's transaction;
     returns the days refreshed. The rollup job keeps today and yesterday fresh, so a read
     usually finds nothing to do."""
-    days = stale_days(uow, period, sla)
+    days = stale_days(uow, period, sla, max_age)
     if days:
         refresh_days(uow, days, period.zone, sla)
     return days
@@ -394,26 +400,22 @@ def _chunks(ids: Sequence[int], size: int = 500) -> Iterable[Sequence[int]]:
         yield ids[start:start + size]
 
 
-def _ticket_channels(uow: UnitOfWork, tickets: Sequence[Any]) -> dict[int, tuple[str, str]]:
-    """Each ticket's channel and account: its conversation's, or, for one made from a mention,
-    the mention's."""
-    out: dict[int, tuple[str, str]] = {}
-    conversations = sorted({t.conversation_id for t in tickets if t.conversation_id})
-    where: dict[int, tuple[str, str]] = {}
-    for chunk in _chunks(conversations):
-        where.update({cid: (ch, acc) for cid, ch, acc in uow.execute(
-            select(Conversation.id, Conversation.channel, Conversation.account).where(Conversation.id.in_(chunk)))})
-    ids = [t.id for t in tickets]
-    mentions: dict[int, tuple[str, str]] = {}
-    for chunk in _chunks(ids):
-        mentions.update({tid: (ch, acc) for tid, ch, acc in uow.execute(
-            select(models.Mention.ticket_id, models.Mention.channel, models.Mention.account)
-            .where(models.Mention.ticket_id.in_(chunk)))})
-    for ticket in tickets:
-        found = mentions.get(ticket.id) or where.get(ticket.conversation_id)
-        if found:
-            out[ticket.id] = found
-    return out
+def _where_tickets(statement: Any, channel: str | None, account: str | None) -> Any:
+    """``statement`` over tickets, with each ticket's channel and account: its conversation's, or,
+    for one made from a mention, the mention's (one query, not a read per ticket)."""
+    mention = models.Mention
+    made_from = select(mention.ticket_id, func.min(mention.channel).label("channel"),
+                       func.min(mention.account).label("account")).where(
+        mention.ticket_id.is_not(None)).group_by(mention.ticket_id).subquery()
+    ticket_channel = func.coalesce(made_from.c.channel, Conversation.channel)
+    ticket_account = func.coalesce(made_from.c.account, Conversation.account)
+    statement = statement.add_columns(ticket_channel, ticket_account).outerjoin(
+        Conversation, Conversation.id == Ticket.conversation_id).outerjoin(made_from, made_from.c.ticket_id == Ticket.id)
+    if channel:
+        statement = statement.where(ticket_channel == channel)
+    if account:
+        statement = statement.where(ticket_account == account)
+    return statement
 
 
 def _tickets(uow: UnitOfWork, period: Period, rows: _Rows, channel: str | None, account: str | None) -> None:
@@ -429,33 +431,55 @@ def _tickets(uow: UnitOfWork, period: Period, rows: _Rows, channel: str | None, 
     **satisfaction_rate** = CSAT answers of 4 or 5 ÷ all CSAT answers;
     **csat_answer_rate** = CSAT answers ÷ rating questions asked.
     And **sla_breaches** (beside DESIGN.md's): the tickets opened in the period that missed the
-    first-response or the resolution due time of their SLA (``Ticket.missed``).
-    The agent of a ticket is the one who holds it (who resolved it, once resolved)."""
-    opened = list(uow.session.scalars(select(Ticket).where(_in_period(Ticket.created_at, period))))
-    asked = uow.execute(select(Ticket.id, Ticket.conversation_id, Ticket.csat_asked_at, Ticket.csat_score,
-                               Ticket.assignee).where(_in_period(Ticket.csat_asked_at, period))).all()
-    channels = _ticket_channels(uow, [*opened, *asked])
+    first-response or the resolution due time of their SLA (``models.missed_due``).
+    The agent of a ticket is the one who holds it (who resolved it, once resolved).
+
+    The figures are summed per channel, account, agent and day first, then put in their rows:
+    a month holds tens of thousands of tickets."""
     now = utcnow()
-    for ticket in opened:
-        where = channels.get(ticket.id)
-        if where is None or (channel and where[0] != channel) or (account and where[1] != account):
+    # (channel, account, agent, day) -> [not cancelled, resolved, breaches], and response times.
+    opened: dict[tuple[str, str, str | None, date], list[int]] = defaultdict(lambda: [0, 0, 0])
+    times: dict[tuple[str, str, str | None, date], list[float]] = defaultdict(list)
+    for (created, first_response, resolved_at, status, assignee, first_due, resolution_due, t_channel,
+         t_account) in uow.execute(_where_tickets(select(
+            Ticket.created_at, Ticket.first_response_at, Ticket.resolved_at, Ticket.status, Ticket.assignee,
+            Ticket.first_response_due, Ticket.resolution_due).where(_in_period(Ticket.created_at, period)),
+            channel, account)):
+        if t_channel is None:
             continue
-        keys = rows.keys(where[0], where[1], as_utc(ticket.created_at), ticket.assignee)
-        if ticket.first_response_at is not None:
-            rows.sample(keys, "response_time",
-                        (as_utc(ticket.first_response_at) - as_utc(ticket.created_at)).total_seconds())
-        if ticket.status != models.CANCELLED:
-            rows.count(keys, "resolution_rate", ticket.status == models.RESOLVED)
-        rows.add(keys, "sla_breaches", ticket.missed(now) is not None)
-    for ticket in asked:
-        where = channels.get(ticket.id)
-        if where is None or (channel and where[0] != channel) or (account and where[1] != account):
+        created = as_utc(created)
+        key = (t_channel, t_account, assignee, period.day_of(created))
+        figures = opened[key]
+        if status != models.CANCELLED:
+            figures[0] += 1
+            figures[1] += status == models.RESOLVED
+        figures[2] += models.missed_due(status, first_response, resolved_at, first_due, resolution_due,
+                                        now) is not None
+        if first_response is not None:
+            times[key].append((as_utc(first_response) - created).total_seconds())
+    for key, (counted, resolved, breaches) in opened.items():
+        keys = rows.keys(key[0], key[1], key[3], key[2])
+        rows.add(keys, "resolution_rate_numerator", resolved)
+        rows.add(keys, "resolution_rate_denominator", counted)
+        rows.add(keys, "sla_breaches", breaches)
+        for seconds in times.get(key, ()):
+            rows.sample(keys, "response_time", seconds)
+    rated: dict[tuple[str, str, str | None, date], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for asked_at, score, assignee, t_channel, t_account in uow.execute(_where_tickets(select(
+            Ticket.csat_asked_at, Ticket.csat_score, Ticket.assignee).where(
+            _in_period(Ticket.csat_asked_at, period)), channel, account)):
+        if t_channel is None:
             continue
-        keys = rows.keys(where[0], where[1], as_utc(ticket.csat_asked_at), ticket.assignee)
-        answered = ticket.csat_score is not None
-        rows.count(keys, "csat_answer_rate", answered)
-        if answered:
-            rows.count(keys, "satisfaction_rate", ticket.csat_score >= 4)
+        figures = rated[(t_channel, t_account, assignee, period.day_of(asked_at))]
+        figures[0] += 1  # asked
+        figures[1] += score is not None  # answered
+        figures[2] += score is not None and score >= 4  # satisfied
+    for key, (asked, answered, satisfied) in rated.items():
+        keys = rows.keys(key[0], key[1], key[3], key[2])
+        rows.add(keys, "csat_answer_rate_numerator", answered)
+        rows.add(keys, "csat_answer_rate_denominator", asked)
+        rows.add(keys, "satisfaction_rate_numerator", satisfied)
+        rows.add(keys, "satisfaction_rate_denominator", answered)
 
 
 # ---------------------------------------------------------------------------------- fans
@@ -558,14 +582,13 @@ def merged(*row_sets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def csat_distribution(uow: UnitOfWork, period: Period, channel: str | None = None) -> dict[int, int]:
     """How many CSAT answers gave each score 1-5, over the ratings asked in ``period``."""
     counts = {score: 0 for score in range(1, 6)}
-    asked = uow.execute(select(Ticket.id, Ticket.conversation_id, Ticket.csat_score).where(
-        _in_period(Ticket.csat_asked_at, period), Ticket.csat_score.is_not(None))).all()
-    channels = _ticket_channels(uow, asked) if channel else {}
-    for ticket in asked:
-        if channel and channels.get(ticket.id, ("",))[0] != channel:
-            continue
-        if ticket.csat_score in counts:
-            counts[ticket.csat_score] += 1
+    statement = select(Ticket.csat_score).where(_in_period(Ticket.csat_asked_at, period),
+                                                Ticket.csat_score.is_not(None))
+    if channel:
+        statement = _where_tickets(statement, channel, None)
+    for row in uow.execute(statement):
+        if row[0] in counts:
+            counts[row[0]] += 1
     return counts
 
 

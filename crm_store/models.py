@@ -231,18 +231,25 @@ class Ticket(Base):
         return None if self.window_closes_at is None else max(as_utc(self.window_closes_at) - now, timedelta(0))
 
     def missed(self, now: datetime) -> datetime | None:
-        """The first due time this ticket missed (its first response's, or its resolution's), as
-        of ``now``; None when it kept both so far, or the customer cancelled it."""
-        if self.status == CANCELLED:
-            return None
-        closed = as_utc(self.resolved_at) if self.resolved_at else now
-        answered = as_utc(self.first_response_at) if self.first_response_at else closed
-        if answered > as_utc(self.first_response_due):
-            return as_utc(self.first_response_due)
-        return as_utc(self.resolution_due) if closed > as_utc(self.resolution_due) else None
+        """The first due time this ticket missed (``missed_due``)."""
+        return missed_due(self.status, self.first_response_at, self.resolved_at, self.first_response_due,
+                          self.resolution_due, now)
 
 
 NEAR_BREACH = 0.25  # the share of a due time's window left when a ticket is flagged as near breach
+
+
+def missed_due(status: str, first_response_at: datetime | None, resolved_at: datetime | None,
+               first_response_due: datetime, resolution_due: datetime, now: datetime) -> datetime | None:
+    """The first due time a ticket missed (its first response's, or its resolution's), as of
+    ``now``; None when it kept both so far, or the customer cancelled it."""
+    if status == CANCELLED:
+        return None
+    closed = as_utc(resolved_at) if resolved_at else now
+    answered = as_utc(first_response_at) if first_response_at else closed
+    if answered > as_utc(first_response_due):
+        return as_utc(first_response_due)
+    return as_utc(resolution_due) if closed > as_utc(resolution_due) else None
 
 
 class TicketNote(Base):

@@ -122,3 +122,15 @@ def test_the_complaint_that_opened_a_ticket_does_not_raise_it_again(client, runt
     with runtime.uow() as uow:
         assert uow.session.scalar(select(Ticket.priority)) == before
         assert uow.session.scalar(select(func.count()).select_from(Ticket)) == 1
+
+
+def test_a_message_weeks_old_is_analysed_and_does_not_block_the_rest(runtime) -> None:
+    with runtime.uow() as uow:
+        s = Store(uow)
+        talk = s.conversation()
+        old = s.says(talk, utcnow() - timedelta(days=40))  # past a 32-bit count of milliseconds
+        new = s.says(talk, utcnow())
+        uow.commit()
+    assert analyze_waiting(runtime.uow, runtime.content) == [old.id, new.id]
+    lags = {i: a.lag_ms for i, a in analyses_of(runtime).items()}
+    assert lags[old.id] == 2**31 - 1 and lags[new.id] < 60_000

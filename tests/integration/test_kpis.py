@@ -387,3 +387,24 @@ def kpis_day(moment: datetime) -> date:
     from crm_store.kpis import brand_day
 
     return brand_day(moment, "Asia/Shanghai")
+
+
+def test_a_dashboard_takes_a_rollup_younger_than_max_age_but_the_api_is_exact(runtime, monkeypatch) -> None:
+    from crm_store import kpis
+
+    clock = {"now": at(D, 12)}
+    monkeypatch.setattr(kpis, "utcnow", lambda: clock["now"])
+    period = Period(D, D)
+    with runtime.uow() as uow:
+        s = Store(uow)
+        talk = s.conversation()
+        s.answer(s.says(talk, at(D, 11)), 0.1, latency_ms=10)
+        uow.flush()
+        assert kpis.refresh_stale(uow, period, SLA) == [D]
+        s.says(talk, at(D, 12))  # a message after the rollup
+        uow.flush()
+        clock["now"] = at(D, 12, 3)
+        assert kpis.stale_days(uow, period, SLA, max_age=timedelta(minutes=5)) == []  # young enough
+        assert kpis.stale_days(uow, period, SLA) == [D]  # exact: recompute
+        clock["now"] = at(D, 12, 6)
+        assert kpis.stale_days(uow, period, SLA, max_age=timedelta(minutes=5)) == [D]  # too old now
