@@ -125,11 +125,20 @@ def language_of(text: str, current: str) -> str:
 def from_models(text: str, lang: str | None, content: BotContent) -> Understanding:
     """The trained models' reading of ``text``, weighed with the brand's own words (``weighed``);
     answered in ``lang``."""
-    result = analysis.analyze(text, None, k=0)
+    result, intent, confidence = models_reading(text, content.rules)
     ranked = result.ranked or ((result.intent.name, result.intent.confidence),)
-    intent, confidence = weighed(text, result.intent.name, result.intent.confidence, dict(ranked),
-                                 result.sentiment.label, content.rules)
     return Understanding(text, lang or result.lang, intent, confidence, result.sentiment, "model", intent, ranked)
+
+
+def models_reading(text: str, rules: BotRules, keywords: int = 0) -> tuple[analysis.Analysis, str, float]:
+    """The models' analysis of ``text`` (with up to ``keywords`` keywords) and its intent and
+    confidence weighed with the brand's words: one reading for the router, the analysis job and
+    listening alike."""
+    result = analysis.analyze(text, None, k=keywords)
+    ranked = dict(result.ranked or ((result.intent.name, result.intent.confidence),))
+    intent, confidence = weighed(text, result.intent.name, result.intent.confidence, ranked,
+                                 result.sentiment.label, rules)
+    return result, intent, confidence
 
 
 # Intents that give way to a likely complaint; points, level, binding and a human are requests

@@ -162,8 +162,9 @@ def _int(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def counted_rank(counts: Mapping[int, int], share: float) -> int | None:
-    """``nearest_rank`` over values given with how often each occurs."""
+def counted_rank(counts: Mapping[Any, int], share: float) -> Any:
+    """The nearest-rank percentile over values given with how often each occurs: the smallest
+    value with at least ``share`` of all at or below it; None when there are none."""
     total = sum(counts.values())
     if not total:
         return None
@@ -176,9 +177,8 @@ def counted_rank(counts: Mapping[int, int], share: float) -> int | None:
 
 
 def nearest_rank(values: Sequence[float], share: float) -> float:
-    """The nearest-rank percentile: the smallest value with at least ``share`` of all at or below it."""
-    ordered = sorted(values)
-    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
+    """``counted_rank`` of a list of values."""
+    return counted_rank(Counter(values), share)
 
 
 # ---------------------------------------------------------------------------------- service

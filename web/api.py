@@ -192,6 +192,11 @@ class NoteInSchema(ma.Schema):
     text = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000))
 
 
+def _with(row: Any, **extra: Any) -> SimpleNamespace:
+    """A stored row's columns, read while its session is open, and what the answer adds to them."""
+    return SimpleNamespace(**{column.key: getattr(row, column.key) for column in row.__table__.columns}, **extra)
+
+
 def _ticket_or_404(reference: str, uow: Any) -> Ticket:
     ticket = queries.ticket_by_reference(reference, uow)
     if ticket is None:
@@ -210,8 +215,7 @@ def list_tickets(query: dict[str, Any]) -> dict[str, Any]:
     with runtime_of(current_app).uow() as uow:
         rows = queries.ticket_queue(uow, queries.QueueFilter(**query), page)
         mentions = listening.mentions_of(uow, ticket_ids=[t.id for t in rows])
-        items = [SimpleNamespace(**{c.key: getattr(t, c.key) for c in Ticket.__table__.columns},
-                                 breached=t.breached, mention_id=mentions.get(t.id)) for t in rows]
+        items = [_with(t, breached=t.breached, mention_id=mentions.get(t.id)) for t in rows]
     return _page(items, page, "api.list_tickets")
 
 
@@ -224,10 +228,9 @@ def get_ticket(reference: str) -> SimpleNamespace:
     with runtime_of(current_app).uow() as uow:
         view = queries.ticket_view(_ticket_or_404(reference, uow), uow)
     ticket = view.ticket
-    return SimpleNamespace(**{column.key: getattr(ticket, column.key) for column in Ticket.__table__.columns},
-                           breached=ticket.breached, channel=view.channel, messages=view.messages,
-                           notes=view.notes, audit=view.audit, reply_window_closes_at=view.window_closes_at,
-                           mention_id=view.mention.id if view.mention else None)
+    return _with(ticket, breached=ticket.breached, channel=view.channel, messages=view.messages, notes=view.notes,
+                 audit=view.audit, reply_window_closes_at=view.window_closes_at,
+                 mention_id=view.mention.id if view.mention else None)
 
 
 def _conflict_or_404(action: Callable[[Any, Ticket], Any], reference: str) -> Any:
@@ -424,8 +427,7 @@ class LeadUpdateSchema(ma.Schema):
 def _leads_out(leads: list[models.Lead], uow: Any) -> list[SimpleNamespace]:
     """Leads as the API shows them, each with the mention it was made from."""
     mentions = listening.mentions_of(uow, lead_ids=[lead.id for lead in leads])
-    return [SimpleNamespace(**{c.key: getattr(lead, c.key) for c in models.Lead.__table__.columns},
-                            mention_id=mentions.get(lead.id)) for lead in leads]
+    return [_with(lead, mention_id=mentions.get(lead.id)) for lead in leads]
 
 
 def _page(rows: list[Any], page: int, endpoint: str) -> dict[str, Any]:

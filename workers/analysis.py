@@ -17,28 +17,25 @@ import logging
 from typing import Any, Callable
 
 from bot import policy
-from bot.understanding import weighed
+from bot.understanding import models_reading
 from config.content import BotContent
 from crm_store import analyses, listening, services
 from crm_store.models import as_utc, utcnow
 from crm_store.uow import UnitOfWork
-from nlp import analysis
 from nlp.keywords import watch_terms as match_watch_terms
 from nlp.sentiment import Sentiment
 from workers.metrics import observe_analysis_lag
 
 log = logging.getLogger(__name__)
 BATCH = 500
+KEYWORDS = 5  # keywords kept per message
 DEFAULT_ESCALATE = 0.05
 
 
 def read(text: str, terms: list[str], content: BotContent) -> tuple[dict[str, Any], Sentiment]:
     """The models' reading of one message, the intent weighed with the brand's words as the
     router weighs it: the columns of its ``MessageAnalysis``, and the sentiment."""
-    result = analysis.analyze(text)
-    ranked = dict(result.ranked or ((result.intent.name, result.intent.confidence),))
-    intent, confidence = weighed(text, result.intent.name, result.intent.confidence, ranked, result.sentiment.label,
-                                 content.rules)
+    result, intent, confidence = models_reading(text, content.rules, keywords=KEYWORDS)
     return {"lang": result.lang, "sentiment": result.sentiment.label,
             "sentiment_score": round(result.sentiment.score, 4), "intent": intent,
             "intent_confidence": round(confidence, 4), "keywords": list(result.keywords),

@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from bot import policy
-from bot.understanding import weighed
+from bot.understanding import models_reading
 from channels import twitter, weibo
 from channels.base import COMMENT, POST, AuthExpired, Mention, RateLimited
 from config import ConfigError, Settings
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 CHANNELS = (weibo.NAME, twitter.NAME)
 FOLLOWERS = "followers"
+KEYWORDS = 5  # keywords kept per mention
 MAX_RATE_WAITS = 3  # rate limits waited out in one poll of one source, at most
 SEARCH_WINDOW = 7 * 24 * 3600 - 600  # Twitter recent search: the last seven days (less a margin)
 
@@ -105,10 +106,7 @@ def read_mention(mention: Mention, terms: Sequence[str], bot_rules: BotRules
     keywords, and the watch terms it names."""
     if mention.deleted or not mention.text.strip():
         return listening.MentionReading(), analysis.NEUTRAL
-    result = analysis.analyze(mention.text)
-    ranked = dict(result.ranked or ((result.intent.name, result.intent.confidence),))
-    intent, confidence = weighed(mention.text, result.intent.name, result.intent.confidence, ranked,
-                                 result.sentiment.label, bot_rules)
+    result, intent, confidence = models_reading(mention.text, bot_rules, keywords=KEYWORDS)
     reading = listening.MentionReading(
         lang=result.lang, sentiment=result.sentiment.label, sentiment_score=result.sentiment.score, intent=intent,
         intent_confidence=round(confidence, 3), keywords=result.keywords,
