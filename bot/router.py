@@ -39,7 +39,12 @@ ACTION_OF_REQUEST = {"points_balance": "points_balance", "points_history": "poin
 # Actions that start something of their own: inside a flow, a confident one of these leaves it.
 NEW_SUBJECTS = frozenset({"points_balance", "points_history", "member_level", "member_bind", "complaint", "lead",
                           "handoff"})
-HISTORY_WORDS = ("明细", "记录", "历史", "流水", "怎么扣", "扣了", "哪来", "history", "statement")
+HISTORY_WORDS = ("明细", "记录", "历史", "流水", "怎么扣", "扣了", "少了", "不见", "变成", "哪来", "history", "statement",
+                 "where did")
+# Words that ask for the customer's own balance; a points question without them ("积分会过期吗",
+# "多少积分能换一杯") asks how points work, which the FAQ answers.
+BALANCE_WORDS = ("有多少", "是多少", "多少了", "还有", "还剩", "剩", "余额", "几分", "够", "查", "看看", "看一下",
+                 "how many points do", "how many do i", "balance", "check", "do i have", "have i got", "left")
 GREETINGS = ("你好", "您好", "哈喽", "嗨", "在吗", "在不在", "有人吗", "早上好", "早安", "晚上好", "下午好", "hello", "hi",
              "hey", "good morning", "good evening", "anyone there")
 # Actions after which the bot may still not have helped (they count misses themselves), or that
@@ -221,6 +226,11 @@ class Router:
         """The finer action a request's words call for: points history, or a price question."""
         if action == "points_balance" and find_terms(u.text, HISTORY_WORDS):
             return "points_history"
+        if action == "points_balance" and u.source == "model" and asks(u.text) and not find_terms(
+                u.text, BALANCE_WORDS) and self.faq_answers(u, unprompted=any(c.isdigit() for c in u.text)):
+            # How points work ("积分会过期吗"), not how many the customer has; a figure of their
+            # own ("刚看好像是980分") asks about their points, unless the FAQ matches it closely.
+            return "faq"
         if action == "lead" and u.source == "model" and not slots.is_business(
                 u.text, self.content.rules.business_words, self.content.rules.bulk_quantity):
             return "faq"  # a shopper's price question: answered, not a lead
