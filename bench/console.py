@@ -442,6 +442,8 @@ def fill(url: str, tickets: int, messages: int, customers: int, seed: int, say: 
                               text=_fill(rng.choice(("已联系{store}店长核实，等回复", "顾客情绪激动，注意安抚",
                                                      "同一顾客上周也投诉过，优先处理", "已申请退款，财务审核中")), rng),
                               created_at=min(created + dt.timedelta(minutes=30), now)))
+        # Its last write: the latest thing that happened to it (COPY applies no column default).
+        row["updated_at"] = min(max(v for k, v in row.items() if k.endswith("_at") and v is not None), now)
         ticket_rows.append(row)
     loader.load(models.Ticket, ticket_rows)
     loader.load(models.TicketNote, notes)

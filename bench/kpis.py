@@ -305,7 +305,7 @@ def measure_queries(rt: Any, app: Any, today: dt.date, sla: dict[str, int], conv
     with rt.uow() as uow:
         token = staff.create_token(supervisor, uow)
         uow.commit()
-        stale = kpis.stale_days(uow, month, sla)
+        stale = sorted(set(kpis.stale_days(uow, month, sla)) | set(kpis.stale_ticket_days(uow, month)))
     if stale:
         say(f"  note: stale days before the queries: {stale}")
     api, console = app.test_client(), app.test_client()

@@ -18,14 +18,15 @@ The definitions, each on its function: ``response_rate`` ... ``net_sentiment``.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from statistics import median
+from itertools import accumulate
 from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import and_, delete, func, insert, or_, select
 
 from config.content import BotRules
 from crm_store import models
@@ -96,9 +97,9 @@ class _Rows:
     def __init__(self, period: Period, by_day: bool) -> None:
         self.period, self.by_day = period, by_day
         self.counts: dict[Key, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        self.samples: dict[Key, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         self.values: dict[Key, dict[str, Any]] = defaultdict(dict)
-        self.histograms: dict[Key, Counter[int]] = defaultdict(Counter)  # bot latency ms -> replies
+        self.latencies: dict[Key, Counter[int]] = defaultdict(Counter)  # bot latency ms -> replies
+        self.response_times: dict[Key, list[int]] = defaultdict(list)  # first response ms, one per ticket
 
     def keys(self, channel: str, account: str, moment: datetime | date, agent: str | None = None) -> list[Key]:
         """The rows an event at ``moment`` (or on a brand day) counts in: its channel's for the
@@ -122,18 +123,14 @@ class _Rows:
         for key in keys:
             self.counts[key][name] += amount
 
-    def sample(self, keys: Iterable[Key], name: str, value: float) -> None:
-        for key in keys:
-            self.samples[key][name].append(value)
-
     def rows(self, names: Sequence[str]) -> list[dict[str, Any]]:
         out = []
-        for key in sorted(set(self.counts) | set(self.samples) | set(self.values),
+        for key in sorted(set(self.counts) | set(self.latencies) | set(self.response_times) | set(self.values),
                           key=lambda k: (k[0], k[1], k[2] or "", k[3] or date.min)):
             channel, account, agent, day = key
             row: dict[str, Any] = {"channel": channel, "account": account, "agent": agent,
                                    "day": day.isoformat() if day else None}
-            counts, samples = self.counts.get(key, {}), self.samples.get(key, {})
+            counts = self.counts.get(key, {})
             for name in names:
                 if agent is not None and name not in BY_AGENT:
                     continue
@@ -143,15 +140,21 @@ class _Rows:
                     row[f"{name}_numerator"], row[f"{name}_denominator"] = _int(n), _int(d)
                 elif name in self.values.get(key, {}) or name in ("followers", "net_growth"):
                     row[name] = self.values.get(key, {}).get(name)  # None: no follower count known
-                elif name in ("response_time_median_s", "response_time_p90_s"):
-                    times = samples.get("response_time", [])
-                    row[name] = None if not times else round(median(times) if name.endswith("median_s")
-                                                             else nearest_rank(times, 0.9), 1)
-                    row["response_time_tickets"] = len(times)
-                elif name in ("bot_latency_p50_ms", "bot_latency_p99_ms"):
-                    latencies = self.histograms.get(key, Counter())
-                    row[name] = counted_rank(latencies, 0.5 if "p50" in name else 0.99)
-                    row["bot_latency_replies"] = sum(latencies.values())
+                elif name == "response_time_median_s":  # and response_time_p90_s, from one sort
+                    times = sorted(self.response_times.get(key, ()))
+                    total = len(times)
+                    # The median as statistics.median has it: the mean of the middle two of an even count.
+                    row[name] = round((times[(total - 1) // 2] + times[total // 2]) / 2 / 1000, 1) if total else None
+                    row["response_time_tickets"] = total
+                    row["response_time_p90_s"] = round(times[_rank_index(total, 0.9)] / 1000, 1) if total else None
+                elif name == "bot_latency_p50_ms":  # and bot_latency_p99_ms
+                    latencies = self.latencies.get(key, Counter())
+                    total = sum(latencies.values())
+                    p50, p99 = _counted_at(latencies, [_rank_index(total, 0.5), _rank_index(total, 0.99)]) \
+                        if total else (None, None)
+                    row[name], row["bot_latency_replies"], row["bot_latency_p99_ms"] = p50, total, p99
+                elif name in ("response_time_p90_s", "bot_latency_p99_ms"):
+                    continue  # given with the median, the p50
                 else:
                     row[name] = _int(counts.get(name, 0))
             out.append(row)
@@ -166,19 +169,19 @@ def counted_rank(counts: Mapping[Any, int], share: float) -> Any:
     """The nearest-rank percentile over values given with how often each occurs: the smallest
     value with at least ``share`` of all at or below it; None when there are none."""
     total = sum(counts.values())
-    if not total:
-        return None
-    wanted, seen = max(math.ceil(share * total), 1), 0
-    for value in sorted(counts):
-        seen += counts[value]
-        if seen >= wanted:
-            return value
-    raise AssertionError("unreachable")  # the counts add up to total
+    return _counted_at(counts, [_rank_index(total, share)])[0] if total else None
 
 
-def nearest_rank(values: Sequence[float], share: float) -> float:
-    """``counted_rank`` of a list of values."""
-    return counted_rank(Counter(values), share)
+def _rank_index(total: int, share: float) -> int:
+    return max(math.ceil(share * total), 1) - 1
+
+
+def _counted_at(counts: Mapping[Any, int], indexes: Sequence[int]) -> list[Any]:
+    """The values at ``indexes`` (from 0) of the sorted values that ``counts`` holds: the first
+    value whose running count passes the index (sorted once, then bisected)."""
+    ordered = sorted(counts)
+    running = list(accumulate(map(counts.__getitem__, ordered)))
+    return [ordered[bisect_right(running, index)] for index in indexes]
 
 
 # ---------------------------------------------------------------------------------- service
@@ -194,10 +197,11 @@ def service_kpis(uow: UnitOfWork, period: Period, first_response_minutes: Mappin
     ``period``, plus one row per day with ``by_day``. ``first_response_minutes``: the SLA's first
     response time per priority (bot.yaml ``sla``), the target for a message a ticket waits on.
 
-    The message-derived KPIs come from the day rollups (``kpi_days``), brought up to date first
-    where a day may have changed (``refresh_stale``; with ``max_age``, a rollup younger than that
-    is taken as it is: a dashboard under live traffic need not recompute today on every read);
-    ``fresh`` computes them from the messages instead (what the rollups must equal)."""
+    They come from the day rollups (``kpi_days`` of the messages, ``kpi_ticket_days`` of the
+    tickets), brought up to date first where a day may have changed (``refresh_stale``; with
+    ``max_age``, a rollup younger than that is taken as it is: a dashboard under live traffic need
+    not recompute today on every read); ``fresh`` computes them from the messages and tickets
+    instead (what the rollups must equal)."""
     rows = _Rows(period, by_day)
     if fresh:
         days = message_days(uow, period, first_response_minutes, channel, account)
@@ -211,8 +215,9 @@ def service_kpis(uow: UnitOfWork, period: Period, first_response_minutes: Mappin
         rows.add(keys, "self_service_rate_numerator", figures.self_served)
         rows.add(keys, "self_service_rate_denominator", figures.conversation_days)
         for key in keys:
-            rows.histograms[key].update(figures.latency)
-    _tickets(uow, period, rows, channel, account)
+            rows.latencies[key].update(figures.latency)
+    _add_tickets(rows, ticket_days(uow, period, channel, account) if fresh else
+                 rolled_up_tickets(uow, period, channel, account))
     found = rows.rows(SERVICE + SERVICE_EXTRA)
     if account:
         found = [r for r in found if r["account"] == account]
@@ -329,8 +334,14 @@ MARKER = ""
 
 
 def refresh_days(uow: UnitOfWork, days: Sequence[date], zone: str, sla: Mapping[str, int]) -> int:
-    """Compute the rollups of these brand days from the messages and replace theirs (idempotent:
-    a refresh run twice, or by two workers, leaves the same rows); returns the rows written."""
+    """Compute the rollups of these brand days (``kpi_days`` and ``kpi_ticket_days``) and replace
+    theirs; returns the rows written."""
+    return _refresh_message_days(uow, days, zone, sla) + refresh_ticket_days(uow, days, zone)
+
+
+def _refresh_message_days(uow: UnitOfWork, days: Sequence[date], zone: str, sla: Mapping[str, int]) -> int:
+    """Compute the message rollups of these brand days from the messages and replace theirs
+    (idempotent: a refresh run twice, or by two workers, leaves the same rows)."""
     newest = uow.execute(select(func.max(Message.id))).scalar() or 0
     written = 0
     for day in sorted(set(days)):
@@ -375,13 +386,16 @@ def stale_days(uow: UnitOfWork, period: Period, sla: Mapping[str, int], max_age:
 
 def refresh_stale(uow: UnitOfWork, period: Period, sla: Mapping[str, int], max_age: timedelta | None = None
                   ) -> list[date]:
-    """Bring the rollups of ``period`` up to date (``stale_days``), in the caller's transaction;
-    returns the days refreshed. The rollup job keeps today and yesterday fresh, so a read
-    usually finds nothing to do."""
-    days = stale_days(uow, period, sla, max_age)
-    if days:
-        refresh_days(uow, days, period.zone, sla)
-    return days
+    """Bring the rollups of ``period`` up to date, in the caller's transaction: the message
+    rollups of ``stale_days``, the ticket rollups of ``stale_ticket_days``; returns the days either
+    refreshed. The rollup job keeps recent days fresh, so a read usually finds nothing to do."""
+    messages = stale_days(uow, period, sla, max_age)
+    if messages:
+        _refresh_message_days(uow, messages, period.zone, sla)
+    tickets = stale_ticket_days(uow, period, max_age)
+    if tickets:
+        refresh_ticket_days(uow, tickets, period.zone)
+    return sorted(set(messages) | set(tickets))
 
 
 def _tickets_of(uow: UnitOfWork, conversations: Sequence[int]) -> dict[int, list[tuple[datetime, datetime | None, str]]]:
@@ -418,28 +432,41 @@ def _where_tickets(statement: Any, channel: str | None, account: str | None) -> 
     return statement
 
 
-def _tickets(uow: UnitOfWork, period: Period, rows: _Rows, channel: str | None, account: str | None) -> None:
-    """Over the tickets opened in the period (each on the day it was opened):
+@dataclass
+class TicketDay:
+    """The ticket-derived service figures of one brand day, channel, account and agent (a
+    ``KpiTicketDay``): the tickets opened that day, and the rating questions asked that day. The
+    agent of a ticket is the one who holds it (who resolved it, once resolved); None: no one.
 
     **response_time_median_s**, **response_time_p90_s** = the median and the nearest-rank 90th
-    percentile of (first agent reply − ticket opened), in seconds, over those answered so far
-    (``response_time_tickets`` of them).
-    **resolution_rate** = of those opened, the resolved ÷ all but the cancelled (a hand-off the
-    customer called off was never for staff to resolve).
+    percentile of (first agent reply − ticket opened), in seconds to a tenth, over the tickets
+    answered so far (``response_time_tickets`` of them): ``response_times`` holds their times in
+    whole milliseconds, in order.
+    **resolution_rate** = ``resolved`` ÷ ``counted``: of the tickets opened, the resolved ÷ all but
+    the cancelled (a hand-off the customer called off was never for staff to resolve).
+    **satisfaction_rate** = ``csat_satisfied`` (answers of 4 or 5) ÷ ``csat_answered``.
+    **csat_answer_rate** = ``csat_answered`` ÷ ``csat_asked`` (rating questions asked).
+    **sla_breaches** (beside DESIGN.md's): the tickets opened that missed the first-response or the
+    resolution due time of their SLA (``models.missed_due``)."""
 
-    And over the tickets whose rating question was asked in the period (on that day):
-    **satisfaction_rate** = CSAT answers of 4 or 5 ÷ all CSAT answers;
-    **csat_answer_rate** = CSAT answers ÷ rating questions asked.
-    And **sla_breaches** (beside DESIGN.md's): the tickets opened in the period that missed the
-    first-response or the resolution due time of their SLA (``models.missed_due``).
-    The agent of a ticket is the one who holds it (who resolved it, once resolved).
+    counted: int = 0
+    resolved: int = 0
+    breaches: int = 0
+    response_times: list[int] = field(default_factory=list)
+    csat_asked: int = 0
+    csat_answered: int = 0
+    csat_satisfied: int = 0
 
-    The figures are summed per channel, account, agent and day first, then put in their rows:
-    a month holds tens of thousands of tickets."""
+
+TicketKey = tuple[date, str, str, str | None]  # brand day, channel, account, agent (None: no one)
+
+
+def ticket_days(uow: UnitOfWork, period: Period, channel: str | None = None, account: str | None = None
+                ) -> dict[TicketKey, TicketDay]:
+    """The ``TicketDay`` of every day, channel, account and agent of ``period``, from the tickets:
+    two queries (tickets opened, ratings asked), summed per key."""
     now = utcnow()
-    # (channel, account, agent, day) -> [not cancelled, resolved, breaches], and response times.
-    opened: dict[tuple[str, str, str | None, date], list[int]] = defaultdict(lambda: [0, 0, 0])
-    times: dict[tuple[str, str, str | None, date], list[float]] = defaultdict(list)
+    days: dict[TicketKey, TicketDay] = defaultdict(TicketDay)
     for (created, first_response, resolved_at, status, assignee, first_due, resolution_due, t_channel,
          t_account) in uow.execute(_where_tickets(select(
             Ticket.created_at, Ticket.first_response_at, Ticket.resolved_at, Ticket.status, Ticket.assignee,
@@ -448,38 +475,115 @@ def _tickets(uow: UnitOfWork, period: Period, rows: _Rows, channel: str | None, 
         if t_channel is None:
             continue
         created = as_utc(created)
-        key = (t_channel, t_account, assignee, period.day_of(created))
-        figures = opened[key]
+        figures = days[(period.day_of(created), t_channel, t_account, assignee)]
         if status != models.CANCELLED:
-            figures[0] += 1
-            figures[1] += status == models.RESOLVED
-        figures[2] += models.missed_due(status, first_response, resolved_at, first_due, resolution_due,
-                                        now) is not None
+            figures.counted += 1
+            figures.resolved += status == models.RESOLVED
+        figures.breaches += models.missed_due(status, first_response, resolved_at, first_due, resolution_due,
+                                              now) is not None
         if first_response is not None:
-            times[key].append((as_utc(first_response) - created).total_seconds())
-    for key, (counted, resolved, breaches) in opened.items():
-        keys = rows.keys(key[0], key[1], key[3], key[2])
-        rows.add(keys, "resolution_rate_numerator", resolved)
-        rows.add(keys, "resolution_rate_denominator", counted)
-        rows.add(keys, "sla_breaches", breaches)
-        for seconds in times.get(key, ()):
-            rows.sample(keys, "response_time", seconds)
-    rated: dict[tuple[str, str, str | None, date], list[int]] = defaultdict(lambda: [0, 0, 0])
+            figures.response_times.append(round((as_utc(first_response) - created).total_seconds() * 1000))
     for asked_at, score, assignee, t_channel, t_account in uow.execute(_where_tickets(select(
             Ticket.csat_asked_at, Ticket.csat_score, Ticket.assignee).where(
             _in_period(Ticket.csat_asked_at, period)), channel, account)):
         if t_channel is None:
             continue
-        figures = rated[(t_channel, t_account, assignee, period.day_of(asked_at))]
-        figures[0] += 1  # asked
-        figures[1] += score is not None  # answered
-        figures[2] += score is not None and score >= 4  # satisfied
-    for key, (asked, answered, satisfied) in rated.items():
-        keys = rows.keys(key[0], key[1], key[3], key[2])
-        rows.add(keys, "csat_answer_rate_numerator", answered)
-        rows.add(keys, "csat_answer_rate_denominator", asked)
-        rows.add(keys, "satisfaction_rate_numerator", satisfied)
-        rows.add(keys, "satisfaction_rate_denominator", answered)
+        figures = days[(period.day_of(asked_at), t_channel, t_account, assignee)]
+        figures.csat_asked += 1
+        figures.csat_answered += score is not None
+        figures.csat_satisfied += score is not None and score >= 4
+    return dict(days)
+
+
+def _add_tickets(rows: _Rows, days: Mapping[TicketKey, TicketDay]) -> None:
+    for (day, channel, account, agent), figures in days.items():
+        keys = rows.keys(channel, account, day, agent)
+        rows.add(keys, "resolution_rate_numerator", figures.resolved)
+        rows.add(keys, "resolution_rate_denominator", figures.counted)
+        rows.add(keys, "sla_breaches", figures.breaches)
+        rows.add(keys, "csat_answer_rate_numerator", figures.csat_answered)
+        rows.add(keys, "csat_answer_rate_denominator", figures.csat_asked)
+        rows.add(keys, "satisfaction_rate_numerator", figures.csat_satisfied)
+        rows.add(keys, "satisfaction_rate_denominator", figures.csat_answered)
+        for key in keys:
+            rows.response_times[key].extend(figures.response_times)
+
+
+def rolled_up_tickets(uow: UnitOfWork, period: Period, channel: str | None = None, account: str | None = None
+                      ) -> dict[TicketKey, TicketDay]:
+    """``ticket_days`` as the rollups hold them."""
+    table = models.KpiTicketDay
+    where = [table.day >= period.start, table.day <= period.end, table.channel != MARKER]
+    if channel:
+        where.append(table.channel == channel)
+    if account:
+        where.append(table.account == account)
+    return {(row.day, row.channel, row.account, row.agent or None): TicketDay(
+        row.counted, row.resolved, row.breaches, row.response_times or [],
+        row.csat_asked, row.csat_answered, row.csat_satisfied)
+        for row in uow.session.scalars(select(table).where(*where))}
+
+
+def refresh_ticket_days(uow: UnitOfWork, days: Sequence[date], zone: str) -> int:
+    """Compute the ticket rollups of these brand days from the tickets and replace theirs
+    (idempotent, as ``refresh_days``); returns the rows written."""
+    table, written = models.KpiTicketDay, 0
+    for day in sorted(set(days)):
+        refreshed = utcnow()  # before the read: a ticket written during it makes the day stale
+        figures = ticket_days(uow, Period(day, day, zone))
+        uow.execute(delete(table).where(table.day == day))
+        rows = [{"day": day, "channel": key[1], "account": key[2], "agent": key[3] or "", "counted": f.counted,
+                 "resolved": f.resolved, "breaches": f.breaches,
+                 "response_times": sorted(f.response_times),
+                 "csat_asked": f.csat_asked, "csat_answered": f.csat_answered, "csat_satisfied": f.csat_satisfied,
+                 "refreshed_at": refreshed} for key, f in figures.items()]
+        rows.append({"day": day, "channel": MARKER, "account": MARKER, "agent": MARKER, "counted": 0, "resolved": 0,
+                     "breaches": 0, "response_times": [], "csat_asked": 0, "csat_answered": 0, "csat_satisfied": 0,
+                     "refreshed_at": refreshed})
+        uow.execute(insert(table), rows)
+        written += len(rows)
+    return written
+
+
+# A ticket written just before a refresh read the tickets may commit just after it, unseen: its
+# write counts as news for this long after the refresh (transactions here last well under that).
+COMMIT_SLACK = timedelta(minutes=1)
+
+
+def stale_ticket_days(uow: UnitOfWork, period: Period, max_age: timedelta | None = None) -> list[date]:
+    """The days of ``period`` whose ticket rollup is missing or may have changed, unless it is
+    younger than ``max_age``: a ticket of the day (opened, or asked for its rating, that day) was
+    written since the rollup (``Ticket.updated_at``), or an open ticket of the day passed a due
+    time since (a breach from then on, with no write to show it)."""
+    table, now = models.KpiTicketDay, utcnow()
+    markers = {day: as_utc(refreshed) for day, refreshed in uow.execute(select(table.day, table.refreshed_at).where(
+        table.channel == MARKER, table.day >= period.start, table.day <= period.end))}
+    today = period.day_of(now)
+    days = [day for day in period.days() if day <= today]
+    stale = {day for day in days if day not in markers}
+    watched = {day: refreshed for day, refreshed in markers.items()
+               if day in days and not (max_age is not None and refreshed > now - max_age)}
+    if not watched:
+        return sorted(stale)
+    since = min(watched.values()) - COMMIT_SLACK
+    # Only ``updated_at`` in SQL, so that its index is used: few tickets change between rollups.
+    for created, asked, updated in uow.execute(select(Ticket.created_at, Ticket.csat_asked_at, Ticket.updated_at)
+                                               .where(Ticket.updated_at >= since)):
+        for moment in (created, asked):
+            day = period.day_of(moment) if moment is not None else None
+            if day in watched and as_utc(updated) >= watched[day] - COMMIT_SLACK:
+                stale.add(day)
+    for created, answered, first_due, resolution_due in uow.execute(select(
+            Ticket.created_at, Ticket.first_response_at, Ticket.first_response_due, Ticket.resolution_due).where(
+            Ticket.status.in_((models.OPEN, models.CLAIMED)), _in_period(Ticket.created_at, period),
+            or_(and_(Ticket.first_response_at.is_(None), Ticket.first_response_due > since,
+                     Ticket.first_response_due <= now),
+                and_(Ticket.resolution_due > since, Ticket.resolution_due <= now)))):
+        day = period.day_of(created)
+        dues = [resolution_due] + ([first_due] if answered is None else [])
+        if day in watched and any(watched[day] < as_utc(due) <= now for due in dues):
+            stale.add(day)
+    return sorted(stale)
 
 
 # ---------------------------------------------------------------------------------- fans

@@ -200,6 +200,10 @@ class Ticket(Base):
     csat_score: Mapped[int | None]
     csat_comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Any write to the ticket (ORM or Core UPDATE) moves it, so the KPI rollups know which days to
+    # recompute (``crm_store.kpis.stale_ticket_days``). A lambda: ``utcnow`` is looked up when called.
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: utcnow(),
+                                                 onupdate=lambda: utcnow(), index=True)
 
     @hybrid_method
     def breached(self, now: datetime) -> bool:
@@ -483,6 +487,28 @@ class KpiDay(Base):
     self_served: Mapped[int] = mapped_column(default=0)  # ... with no ticket opened that day
     latency: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)  # bot latency ms -> passive replies
     through_message_id: Mapped[int] = mapped_column(default=0)  # the newest message when it was computed
+    refreshed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class KpiTicketDay(Base):
+    """The ticket-derived service KPIs of one brand day, channel, account and agent (``agent`` ""
+    for tickets no one holds): tickets opened that day and rating questions asked that day, kept by
+    the rollup job so that a month's dashboard does not sum tens of thousands of tickets."""
+
+    __tablename__ = "kpi_ticket_days"
+    __table_args__ = (UniqueConstraint("day", "channel", "account", "agent", name="uq_kpi_ticket_days_day"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(20))
+    account: Mapped[str] = mapped_column(String(64))
+    agent: Mapped[str] = mapped_column(String(64))
+    counted: Mapped[int] = mapped_column(default=0)  # tickets opened that day, less the cancelled
+    resolved: Mapped[int] = mapped_column(default=0)  # ... of them resolved
+    breaches: Mapped[int] = mapped_column(default=0)  # ... of them that missed a due time
+    response_times: Mapped[list[int]] = mapped_column(JSON, default=list)  # first response ms per ticket, in order
+    csat_asked: Mapped[int] = mapped_column(default=0)  # rating questions asked that day
+    csat_answered: Mapped[int] = mapped_column(default=0)
+    csat_satisfied: Mapped[int] = mapped_column(default=0)  # answers of 4 or 5
     refreshed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

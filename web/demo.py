@@ -575,7 +575,8 @@ class Planner:
         r, keys = self.rng, iter(range(1, 100_000))
         if migrated is None and r.random() < 0.55:
             migrated = int(10 ** r.uniform(2.3, 4.4))  # 200 .. 25,000: every level is there
-        first = Purchase(bound + timedelta(seconds=5), c, "earn", migrated or 100,
+        # Just after the binding, and before now even for a card bound a moment ago.
+        first = Purchase(bound + min(timedelta(seconds=5), (self.now - bound) / 2), c, "earn", migrated or 100,
                          "老会员积分迁入" if migrated else "开卡礼", "")
         bought = []
         span = (self.now - bound).total_seconds()

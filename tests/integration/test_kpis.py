@@ -66,13 +66,16 @@ class Store:
             conversation_id=conversation.id, customer_id=conversation.customer_id, direction="out", kind="text",
             text="agent", author=f"agent:{name}", delivery=models.SENT, sent_at=when, created_at=when))
 
-    def ticket(self, conversation: models.Conversation, opened: datetime, priority: str, **fields: Any) -> None:
+    def ticket(self, conversation: models.Conversation, opened: datetime, priority: str, **fields: Any
+               ) -> models.Ticket:
         self.n += 1
-        self.uow.session.add(models.Ticket(
+        ticket = models.Ticket(
             reference=f"T-{self.n}", customer_id=conversation.customer_id, conversation_id=conversation.id,
             source="complaint", category="quality", priority=priority, status=fields.pop("status", models.OPEN),
             first_response_due=opened + timedelta(minutes=SLA[priority]),
-            resolution_due=opened + timedelta(hours=48), created_at=opened, **fields))
+            resolution_due=opened + timedelta(hours=48), created_at=opened, **fields)
+        self.uow.session.add(ticket)
+        return ticket
 
 
 @pytest.fixture()
@@ -247,68 +250,135 @@ def test_the_api_and_crmbot_kpi_give_the_same_figures(store, settings, client) -
     assert backwards.exit_code == 2 and "ends on or after" in backwards.output
 
 
+@pytest.fixture()
+def clock(monkeypatch) -> dict[str, datetime]:
+    """One test clock for the KPIs, the rollup job and the tickets' ``updated_at``."""
+    from crm_store import kpis
+    import workers.kpis as job_module
+
+    clock = {"now": at(D, 0)}
+    for module in (kpis, job_module, models):
+        monkeypatch.setattr(module, "utcnow", lambda: clock["now"])
+    return clock
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_rollups_refreshed_as_events_come_equal_a_recomputation_from_scratch(runtime, monkeypatch, seed: int) -> None:
-    """Events in time order over three brand days (messages, bot answers fast and slow, hand-offs
-    and agent replies, tickets opened and closed); between them the rollups are brought up to
-    date at random moments, as the job and the reads do. At the end they equal the figures
-    computed from the messages."""
+def test_rollups_refreshed_as_events_come_equal_a_recomputation_from_scratch(runtime, clock, seed: int) -> None:
+    """Events in time order over three brand days (messages, bot answers fast and slow, tickets
+    opened by a message, answered, resolved, cancelled, reassigned, rated, or left to pass their
+    due times; agent replies). At random moments a KPI read brings the rollups up to date, as the
+    job and the reads do, and must equal the figures computed from the messages and tickets, then
+    and at the end."""
     import random
 
-    from crm_store import kpis
-
     rng = random.Random(seed)
-    clock = {"now": at(D, 0)}
-    monkeypatch.setattr(kpis, "utcnow", lambda: clock["now"])
     period = Period(D, D + timedelta(days=2))
+    checked = 0
     with runtime.uow() as uow:
         s = Store(uow)
         talks = [s.conversation(account=rng.choice(("gh_a", "gh_b"))) for _ in range(6)]
+        tickets: list[models.Ticket] = []
         moment = at(D, 0, 5)
-        for _ in range(120):
+        for _ in range(160):
             moment += timedelta(minutes=rng.randint(1, 50))
             clock["now"] = moment
             talk = rng.choice(talks)
             roll = rng.random()
-            if roll < 0.5:
+            if roll < 0.4:
                 message = s.says(talk, moment, kind=rng.choice(("text", "text", "image", "subscribe")))
                 if rng.random() < 0.7:
                     s.answer(message, rng.choice((0.1, 0.4, 3, 8)), latency_ms=rng.randint(5, 400),
                              delivery=rng.choice((models.PASSIVE, models.PASSIVE, models.SENT, models.FAILED)))
-            elif roll < 0.65:
-                s.ticket(talk, moment, rng.choice(("P1", "P2", "P3")),
-                         status=rng.choice((models.OPEN, models.RESOLVED)),
-                         resolved_at=moment + timedelta(minutes=rng.randint(5, 300)))
+            elif roll < 0.52:  # a complaint: the message that opens a ticket
+                s.says(talk, moment)
+                tickets.append(s.ticket(talk, moment, rng.choice(("P1", "P2", "P3"))))
+            elif roll < 0.72 and tickets:
+                ticket = rng.choice(tickets)
+                step = rng.choice(("answer", "resolve", "cancel", "reassign", "rate"))
+                if step == "answer" and ticket.first_response_at is None and ticket.status != models.CANCELLED:
+                    ticket.first_response_at, ticket.status = moment, models.CLAIMED
+                    ticket.assignee = ticket.assignee or rng.choice(("alice", "bob"))
+                    s.agent(uow.session.get(models.Conversation, ticket.conversation_id), moment, ticket.assignee)
+                elif step == "resolve" and ticket.status in (models.OPEN, models.CLAIMED):
+                    ticket.status, ticket.resolved_at, ticket.csat_asked_at = models.RESOLVED, moment, moment
+                elif step == "cancel" and ticket.status == models.OPEN:
+                    ticket.status = models.CANCELLED
+                elif step == "reassign" and ticket.status == models.CLAIMED:
+                    ticket.assignee = rng.choice(("alice", "bob", "carol"))
+                elif step == "rate" and ticket.csat_asked_at is not None and ticket.csat_score is None:
+                    ticket.csat_score = rng.randint(1, 5)
             elif roll < 0.9:
                 s.agent(talk, moment, rng.choice(("alice", "bob")))
             else:
                 uow.flush()
-                kpis.refresh_stale(uow, period, SLA)
+                rolled = service_kpis(uow, period, SLA, by_day=True)
+                assert rolled == service_kpis(uow, period, SLA, by_day=True, fresh=True), moment
+                checked += 1
         uow.flush()
         clock["now"] = at(D + timedelta(days=4), 12)  # every day has settled
         rolled = service_kpis(uow, period, SLA, by_day=True)
         scratch = service_kpis(uow, period, SLA, by_day=True, fresh=True)
-    assert rolled == scratch
-    assert sum(r["response_rate_denominator"] for r in rolled if r["day"] is None) > 20  # it counted something
+    assert rolled == scratch and checked >= 5
+    total = [r for r in rolled if r["day"] is None and r["agent"] is None]
+    assert sum(r["response_rate_denominator"] for r in total) > 20  # it counted something
+    assert sum(r["resolution_rate_denominator"] + r["csat_answer_rate_denominator"] + r["sla_breaches"]
+               for r in total) > 10
 
 
-def test_the_rollup_job_refreshes_today_and_yesterday_once(store, monkeypatch) -> None:
-    from crm_store import kpis
+def test_the_rollup_job_refreshes_what_changed_once(store, monkeypatch, clock) -> None:
+    from sqlalchemy import update
+
     from workers import jobs
-    from workers.kpis import refresh_kpis
+    from workers.kpis import TICKET_DAYS, refresh_kpis
 
     monkeypatch.setattr(jobs, "RUNTIME", store)
-    clock = {"now": at(D + timedelta(days=1), 20)}
-    monkeypatch.setattr(kpis, "utcnow", lambda: clock["now"])
-    import workers.kpis as job_module
-
-    monkeypatch.setattr(job_module, "utcnow", lambda: clock["now"])
-    assert refresh_kpis() == [str(D), str(D + timedelta(days=1))]
+    clock["now"] = at(D + timedelta(days=1), 20)
+    with store.uow() as uow:  # the fixture's tickets were written before now
+        uow.execute(update(models.Ticket).values(updated_at=at(D + timedelta(days=1), 19)))
+        uow.commit()
+    first = refresh_kpis()
+    # Every day the job keeps is computed once, empty or not; the messages' of D and D + 1.
+    assert len(first) == TICKET_DAYS and first[-2:] == [str(D), str(D + timedelta(days=1))]
     assert refresh_kpis() == []  # nothing new since
     with store.uow() as uow:
         rows = {(r.day, r.channel): (r.needing, r.answered) for r in uow.session.scalars(select(models.KpiDay))}
     assert rows[(D, "wechat")] == (5, 4) and rows[(D + timedelta(days=1), "wechat")] == (1, 1)
     assert (D, "") in rows  # the day's marker: computed, whatever it held
+    # The ticket of the day before D goes to carol: only that day's ticket rollup is redone, and
+    # for a minute after the write (it may have committed after a read), not after.
+    clock["now"] = at(D + timedelta(days=1), 20, 10)
+    with store.uow() as uow:
+        before = uow.session.scalar(select(models.Ticket).where(models.Ticket.created_at < at(D, 0)))
+        before.assignee = "carol"
+        uow.commit()
+    assert refresh_kpis() == [str(D - timedelta(days=1))]
+    clock["now"] = at(D + timedelta(days=1), 20, 12)
+    assert refresh_kpis() == [str(D - timedelta(days=1))]  # within a minute of the write: again
+    clock["now"] = at(D + timedelta(days=1), 20, 13)
+    assert refresh_kpis() == []
+    with store.uow() as uow:
+        agents = {r.agent: (r.counted, r.csat_asked) for r in uow.session.scalars(select(models.KpiTicketDay).where(
+            models.KpiTicketDay.day == D - timedelta(days=1), models.KpiTicketDay.channel != ""))}
+    assert agents == {"carol": (1, 1)}
+
+
+def test_an_open_ticket_passing_its_due_time_makes_its_day_stale(runtime, clock) -> None:
+    from crm_store import kpis
+
+    clock["now"] = at(D, 10)
+    period = Period(D, D)
+    with runtime.uow() as uow:
+        s = Store(uow)
+        s.ticket(s.conversation(), at(D, 10), "P2")  # a first response due at 11:00
+        uow.flush()
+        assert kpis.refresh_stale(uow, period, SLA) == [D]
+        clock["now"] = at(D, 10, 59)  # once more: the ticket was written within a minute of the refresh
+        assert kpis.refresh_stale(uow, period, SLA) == [D]
+        assert kpis.stale_ticket_days(uow, period) == []
+        clock["now"] = at(D, 11, 1)  # no write, but a breach now
+        assert kpis.stale_ticket_days(uow, period) == [D]
+        assert row(service_kpis(uow, period, SLA))["sla_breaches"] == 1
+        assert kpis.stale_ticket_days(uow, period) == []
 
 
 def test_csat_distribution_and_conversion_by_source(store) -> None:

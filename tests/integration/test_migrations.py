@@ -72,3 +72,22 @@ def test_0005_mends_messages_and_downgrades_cleanly(empty_store: str) -> None:
         assert connection.execute(text("SELECT customer_id, text FROM messages")).all() == [(1, "hi")]
     engine.dispose()
     assert _differences(empty_store) == []
+
+
+def test_0016_gives_existing_tickets_an_update_time_and_downgrades_cleanly(empty_store: str) -> None:
+    upgrade(empty_store, revision="0015")
+    engine = create_engine(empty_store)
+    opened = "2026-11-23 12:00:00"
+    with engine.begin() as connection:
+        connection.execute(text(f"INSERT INTO customers (id, created_at) VALUES (1, '{opened}')"))
+        connection.execute(text(
+            "INSERT INTO tickets (reference, customer_id, source, category, priority, status, description, "
+            "first_response_due, resolution_due, created_at) VALUES ('T-1', 1, 'complaint', 'quality', 'P2', 'open', "
+            f"'', '{opened}', '{opened}', '{opened}')"))
+    upgrade(empty_store)
+    with engine.connect() as connection:  # no rollup exists yet: its opening time will do
+        assert connection.execute(text("SELECT updated_at = created_at FROM tickets")).scalar() in (True, 1)
+    command.downgrade(alembic_config(empty_store), "0015")
+    upgrade(empty_store)
+    engine.dispose()
+    assert _differences(empty_store) == []
