@@ -34,11 +34,18 @@ def non_text(msg: InboundMessage, ctx: Context) -> str:
 
 def handoff(msg: InboundMessage, ctx: Context) -> str:
     """Queue the conversation for an agent: the customer learns the ticket, the expected wait and
-    how to call it off; until an agent resolves it the bot only acknowledges."""
+    how to call it off; until an agent resolves it the bot only acknowledges. A ticket of the
+    conversation still with staff (a complaint just filed) takes the message instead: one case,
+    not two in the queue."""
     lang = ctx.state.get("lang")
     ctx.state.clear()
     if lang:
         ctx.state["lang"] = lang
+    if (open_one := ctx.store.open_ticket_in(ctx.conversation_id)) is not None:
+        if ctx.u.source == "model":  # the customer's own words, not the command 人工
+            ctx.store.add_to_ticket(open_one.id, detail=ctx.text)
+        return ctx.say("handoff_open_ticket", reference=open_one.reference,
+                       response_time=policy.response_time_text(open_one.priority, ctx.content.rules, ctx.lang))
     ctx.state["ack_at"] = ctx.now  # the hand-off answer is the first acknowledgement
     ticket = flows.open_ticket(ctx, "handoff", ctx.text or ctx.say("intent_names.human"))
     return ctx.say("handoff_queued", reference=ticket.reference,

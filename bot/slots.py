@@ -18,6 +18,8 @@ NONE_WORDS = ("无", "没有", "暂无", "没", "没有订单号", "没订单号
 _ORDER_LABEL = re.compile(r"(?:订单号|订单编号|订单|单号|order\s*(?:no\.?|number|#)?|#)\s*[:：是为]?\s*([a-z0-9][a-z0-9-]{3,})",
                           re.IGNORECASE)
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{4,}")
+# A number written in groups, as apps show it and customers copy it: "8823 4410 9921 0033".
+_GROUPED = re.compile(r"(?<!\d)\d{2,}(?: \d{2,}){1,7}(?!\d)")
 _HONORIFIC = ("先生", "女士", "小姐", "老师", "经理", "总", "姐", "哥")
 _NAME_SAID = (re.compile(r"(?:我姓|免贵姓|本人姓)\s*([\u4e00-\u9fff])(?:\s*[，,]?\s*(先生|女士|小姐))?"),
               re.compile(r"(?:我叫|我是|叫我|称呼我|联系人)\s*[:：]?\s*([\u4e00-\u9fff]{1,3}(?:先生|女士|小姐|老师|经理|总)?)"),
@@ -53,7 +55,8 @@ def order_number(text: str, formats: Sequence[str]) -> str | None:
     clean = unicodedata_clean(text)
     patterns = _formats(tuple(formats))
     labelled = [m.group(1) for m in _ORDER_LABEL.finditer(clean)]
-    for candidate in labelled + _TOKEN.findall(clean):
+    grouped = [m.replace(" ", "") for m in _GROUPED.findall(clean)]
+    for candidate in labelled + grouped + _TOKEN.findall(clean):
         candidate = candidate.strip("-")
         if mobile(candidate) == candidate:
             continue
@@ -70,8 +73,8 @@ def unicodedata_clean(text: str) -> str:
 def mentions_order(text: str) -> bool:
     """An order number is given ("单号 12345", a bare run of digits), whatever its form."""
     clean = unicodedata_clean(text)
-    return bool(_ORDER_LABEL.search(clean)) or bool(re.fullmatch(r"\s*[A-Za-z]{0,3}[\d-]{5,}\s*", clean)
-                                                     and not mobile(clean))
+    bare = re.fullmatch(r"\s*[A-Za-z]{0,3}[\d-]{5,}\s*", clean) or _GROUPED.fullmatch(clean.strip())
+    return bool(_ORDER_LABEL.search(clean)) or bool(bare and not mobile(clean))
 
 
 def says_none(text: str) -> bool:

@@ -43,6 +43,8 @@ class BotStore(Protocol):
 
     def waiting_handoff(self, conversation_id: int) -> Ticket | None: ...
 
+    def open_ticket_in(self, conversation_id: int) -> Ticket | None: ...
+
     def record_csat(self, ticket_id: int, score: int | None, comment: str | None = None) -> Ticket: ...
 
     def capture_lead(self, customer_id: int, conversation_id: int, *, name: str, phone: str, interest: str,
@@ -89,6 +91,9 @@ class UnitOfWorkStore:
 
     def waiting_handoff(self, conversation_id: int) -> Ticket | None:
         return services.waiting_handoff(conversation_id, self.uow)
+
+    def open_ticket_in(self, conversation_id: int) -> Ticket | None:
+        return services.open_ticket_in(conversation_id, self.uow)
 
     def record_csat(self, ticket_id: int, score: int | None, comment: str | None = None) -> Ticket:
         return services.record_csat(ticket_id, score, self.uow, comment=comment)

@@ -28,7 +28,7 @@ REPLY_NAMES = (
     "member_level", "level_next", "level_top", "complaint_ask_description", "complaint_ask_order",
     "complaint_bad_order", "complaint_opened", "complaint_urgent", "complaint_order_added", "complaint_detail_added",
     "complaint_done", "lead_ask_name", "lead_bad_name", "lead_ask_phone", "lead_ask_interest", "lead_done",
-    "handoff_queued", "handoff_waiting", "handoff_cancelled", "praise_thanks", "clarify", "faq_suggest",
+    "handoff_queued", "handoff_open_ticket", "handoff_waiting", "handoff_cancelled", "praise_thanks", "clarify", "faq_suggest",
     "faq_unknown", "csat_ask", "csat_bad", "csat_ask_comment", "csat_thanks",
 )
 LANGS = ("zh", "en")

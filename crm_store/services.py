@@ -447,6 +447,14 @@ def waiting_handoff(conversation_id: int, uow: UnitOfWork) -> models.Ticket | No
         models.Ticket.status.in_((models.OPEN, models.CLAIMED))).order_by(models.Ticket.id.desc()))
 
 
+def open_ticket_in(conversation_id: int, uow: UnitOfWork) -> models.Ticket | None:
+    """The newest ticket of the conversation still with staff (open or claimed), whatever its
+    source: a customer who asks for a person while one is open is added to it, not given another."""
+    return uow.session.scalar(select(models.Ticket).filter(
+        models.Ticket.conversation_id == conversation_id,
+        models.Ticket.status.in_((models.OPEN, models.CLAIMED))).order_by(models.Ticket.id.desc()))
+
+
 def _ticket(ticket_id: int, uow: UnitOfWork, for_update: bool = False) -> models.Ticket:
     ticket = uow.session.get(models.Ticket, ticket_id, with_for_update=for_update)
     if ticket is None:

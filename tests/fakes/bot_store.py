@@ -83,6 +83,10 @@ class FakeUnitOfWork:
         return next((t for t in reversed(self.tickets) if t.conversation_id == conversation_id
                      and t.source == "handoff" and t.status in ("open", "claimed")), None)
 
+    def open_ticket_in(self, conversation_id: int) -> SimpleNamespace | None:
+        return next((t for t in reversed(self.tickets) if t.conversation_id == conversation_id
+                     and t.status in ("open", "claimed")), None)
+
     def cancel_handoff(self, conversation_id: int) -> SimpleNamespace | None:
         ticket = self.waiting_handoff(conversation_id)
         if ticket is None or ticket.status != "open":

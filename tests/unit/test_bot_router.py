@@ -312,6 +312,18 @@ def test_handoff_then_one_acknowledgement_per_interval_then_cancel() -> None:
     assert "绑卡" in chat.says("积分")
 
 
+@pytest.mark.parametrize("ask", ["人工", "你们客服什么时候能回我", "I want to talk to a real person"])
+def test_asking_for_a_person_with_a_complaint_open_adds_to_it_not_a_second_ticket(ask: str) -> None:
+    chat = Chat()
+    chat.says("昨天买的杨枝甘露喝出一根头发，太恶心了")
+    [complaint] = chat.store.tickets
+    answer = chat.says(ask)
+    assert chat.store.tickets == [complaint] and complaint.reference in answer
+    assert ("1小时" in answer or "1 hour" in answer) and "flow" not in chat.state  # the order question is dropped
+    assert (ask in complaint.description) == (ask != "人工")  # the customer's words, not the command
+    assert "绑卡" in chat.says("积分")  # and the bot still serves: no agent owns the conversation
+
+
 def test_praise_is_not_a_handoff() -> None:
     chat = Chat()
     assert "认可" in chat.says("谢谢刚才那位客服，耐心又专业")
@@ -380,8 +392,11 @@ def test_cancel_in_every_step(step: str) -> None:
 @pytest.mark.parametrize("step", STEPS)
 def test_a_human_in_every_step(step: str) -> None:
     chat = _at_step(step)
+    before = [t.reference for t in chat.store.tickets if t.status in ("open", "claimed")]
     reply = chat.says("转人工")
-    assert chat.store.tickets[-1].source == "handoff" and chat.store.tickets[-1].reference in reply
+    # A hand-off ticket, or the complaint this flow just opened (still with staff) takes it.
+    assert chat.store.tickets[-1].reference in reply
+    assert chat.store.tickets[-1].source == "handoff" or before == [chat.store.tickets[-1].reference]
     assert "flow" not in chat.state
 
 
