@@ -317,15 +317,21 @@ def message_days(uow: UnitOfWork, period: Period, sla: Mapping[str, int], channe
 def rolled_up(uow: UnitOfWork, period: Period, channel: str | None = None, account: str | None = None
               ) -> dict[DayKey, MessageDay]:
     """``message_days`` as the rollups hold them."""
-    where = [models.KpiDay.day >= period.start, models.KpiDay.day <= period.end, models.KpiDay.channel != MARKER]
-    if channel:
-        where.append(models.KpiDay.channel == channel)
-    if account:
-        where.append(models.KpiDay.account == account)
     return {(row.day, row.channel, row.account): MessageDay(
         row.needing, row.answered, row.conversation_days, row.self_served,
         Counter({int(ms): n for ms, n in (row.latency or {}).items()}))
-        for row in uow.session.scalars(select(models.KpiDay).where(*where))}
+        for row in _rollups(uow, models.KpiDay, period, channel, account)}
+
+
+def _rollups(uow: UnitOfWork, table: Any, period: Period, channel: str | None, account: str | None) -> Any:
+    """The rows of a rollup ``table`` for the days of ``period`` (not their markers), of
+    ``channel`` and ``account`` when given."""
+    where = [table.day >= period.start, table.day <= period.end, table.channel != MARKER]
+    if channel:
+        where.append(table.channel == channel)
+    if account:
+        where.append(table.account == account)
+    return uow.session.scalars(select(table).where(*where))
 
 
 # A rollup row per refreshed day, whatever happened that day: a day with nothing to count is
@@ -512,16 +518,10 @@ def _add_tickets(rows: _Rows, days: Mapping[TicketKey, TicketDay]) -> None:
 def rolled_up_tickets(uow: UnitOfWork, period: Period, channel: str | None = None, account: str | None = None
                       ) -> dict[TicketKey, TicketDay]:
     """``ticket_days`` as the rollups hold them."""
-    table = models.KpiTicketDay
-    where = [table.day >= period.start, table.day <= period.end, table.channel != MARKER]
-    if channel:
-        where.append(table.channel == channel)
-    if account:
-        where.append(table.account == account)
     return {(row.day, row.channel, row.account, row.agent or None): TicketDay(
         row.counted, row.resolved, row.breaches, row.response_times or [],
         row.csat_asked, row.csat_answered, row.csat_satisfied)
-        for row in uow.session.scalars(select(table).where(*where))}
+        for row in _rollups(uow, models.KpiTicketDay, period, channel, account)}
 
 
 def refresh_ticket_days(uow: UnitOfWork, days: Sequence[date], zone: str) -> int:
