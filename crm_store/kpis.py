@@ -573,12 +573,11 @@ def stale_ticket_days(uow: UnitOfWork, period: Period, max_age: timedelta | None
             day = period.day_of(moment) if moment is not None else None
             if day in watched and as_utc(updated) >= watched[day] - COMMIT_SLACK:
                 stale.add(day)
+    # Past a due time now (the queue's own rule, ``Ticket.breached``), and one of them came lately.
     for created, answered, first_due, resolution_due in uow.execute(select(
             Ticket.created_at, Ticket.first_response_at, Ticket.first_response_due, Ticket.resolution_due).where(
-            Ticket.status.in_((models.OPEN, models.CLAIMED)), _in_period(Ticket.created_at, period),
-            or_(and_(Ticket.first_response_at.is_(None), Ticket.first_response_due > since,
-                     Ticket.first_response_due <= now),
-                and_(Ticket.resolution_due > since, Ticket.resolution_due <= now)))):
+            Ticket.breached(now), _in_period(Ticket.created_at, period),
+            or_(Ticket.first_response_due > since, Ticket.resolution_due > since))):
         day = period.day_of(created)
         dues = [resolution_due] + ([first_due] if answered is None else [])
         if day in watched and any(watched[day] < as_utc(due) <= now for due in dues):

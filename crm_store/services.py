@@ -442,17 +442,18 @@ def cancel_handoff(conversation_id: int, uow: UnitOfWork) -> models.Ticket | Non
 
 def waiting_handoff(conversation_id: int, uow: UnitOfWork) -> models.Ticket | None:
     """The hand-off ticket an agent owns or will own (open or claimed), newest first."""
-    return uow.session.scalar(select(models.Ticket).filter(
-        models.Ticket.conversation_id == conversation_id, models.Ticket.source == "handoff",
-        models.Ticket.status.in_((models.OPEN, models.CLAIMED))).order_by(models.Ticket.id.desc()))
+    return open_ticket_in(conversation_id, uow, source="handoff")
 
 
-def open_ticket_in(conversation_id: int, uow: UnitOfWork) -> models.Ticket | None:
-    """The newest ticket of the conversation still with staff (open or claimed), whatever its
-    source: a customer who asks for a person while one is open is added to it, not given another."""
-    return uow.session.scalar(select(models.Ticket).filter(
-        models.Ticket.conversation_id == conversation_id,
-        models.Ticket.status.in_((models.OPEN, models.CLAIMED))).order_by(models.Ticket.id.desc()))
+def open_ticket_in(conversation_id: int, uow: UnitOfWork, source: str | None = None) -> models.Ticket | None:
+    """The newest ticket of the conversation still with staff (open or claimed), of ``source``
+    or whatever its source: a customer who asks for a person while one is open is added to it,
+    not given another."""
+    statement = select(models.Ticket).filter(models.Ticket.conversation_id == conversation_id,
+                                             models.Ticket.status.in_((models.OPEN, models.CLAIMED)))
+    if source is not None:
+        statement = statement.filter(models.Ticket.source == source)
+    return uow.session.scalar(statement.order_by(models.Ticket.id.desc()))
 
 
 def _ticket(ticket_id: int, uow: UnitOfWork, for_update: bool = False) -> models.Ticket:

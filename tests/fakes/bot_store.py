@@ -80,12 +80,11 @@ class FakeUnitOfWork:
         return ticket
 
     def waiting_handoff(self, conversation_id: int) -> SimpleNamespace | None:
-        return next((t for t in reversed(self.tickets) if t.conversation_id == conversation_id
-                     and t.source == "handoff" and t.status in ("open", "claimed")), None)
+        return self.open_ticket_in(conversation_id, source="handoff")
 
-    def open_ticket_in(self, conversation_id: int) -> SimpleNamespace | None:
+    def open_ticket_in(self, conversation_id: int, source: str | None = None) -> SimpleNamespace | None:
         return next((t for t in reversed(self.tickets) if t.conversation_id == conversation_id
-                     and t.status in ("open", "claimed")), None)
+                     and source in (None, t.source) and t.status in ("open", "claimed")), None)
 
     def cancel_handoff(self, conversation_id: int) -> SimpleNamespace | None:
         ticket = self.waiting_handoff(conversation_id)
