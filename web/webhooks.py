@@ -14,9 +14,18 @@ from channels.registry import WEBHOOK_CHANNELS, WebhookChannel
 from config import Settings
 from crm_store.services import ReplayedPush
 from web.context import runtime_of
+from web.extensions import limiter
 from workers import metrics
 
 log = logging.getLogger(__name__)
+
+
+@limiter.request_filter
+def _platform_push() -> bool:
+    """The platforms' webhooks are never rate limited: a platform answered 429 retries and then
+    drops the message. Filtered here, before Flask-Limiter looks for limits that could apply
+    (the webhook has none), which it would otherwise do on every push."""
+    return request.blueprint == "webhooks"
 
 
 def _plain(text: str, status: int) -> Response:

@@ -329,3 +329,22 @@ def test_webhooks_open_no_cookie_session(settings, runtime) -> None:
         assert isinstance(session._get_current_object(), NullSession)  # type: ignore[attr-defined]
     with app.test_request_context("/console/"):
         assert isinstance(session._get_current_object(), SecureCookieSession)  # type: ignore[attr-defined]
+
+
+def test_platform_pushes_are_never_rate_limited(client, wechat, runtime) -> None:
+    """A platform answered 429 retries and then drops the message: even an app-wide default
+    limit, which holds for every other route, lets the platform's pushes through."""
+    from web.extensions import limiter
+
+    app = client.application
+    app.config["RATELIMIT_DEFAULT"] = "1 per day"
+    limiter.init_app(app)  # reads the default limit again; the limiter is shared by every app
+    try:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/healthz").status_code == 429  # the default limit is in force
+        for n in range(5):
+            reply = post(client, wechat, text_xml(ACCOUNT, OPENID, f"你好 {n}", 9_100_000 + n))
+            assert reply.status_code == 200, reply.data
+    finally:
+        limiter.limit_manager.set_default_limits([])
+    assert count(runtime) == 10  # five pushes and five replies
