@@ -45,6 +45,11 @@ HISTORY_WORDS = ("明细", "记录", "历史", "流水", "怎么扣", "扣了", 
 # "多少积分能换一杯") asks how points work, which the FAQ answers.
 BALANCE_WORDS = ("有多少", "是多少", "多少了", "还有", "还剩", "剩", "余额", "几分", "够", "查", "看看", "看一下",
                  "how many points do", "how many do i", "balance", "check", "do i have", "have i got", "left")
+# The same for a level question: without these it asks how levels work ("金卡有什么权益",
+# "等级会掉吗"), which the FAQ answers, and a customer who is not yet a member is answered too.
+LEVEL_WORDS = ("我是", "我现在", "我目前", "我的", "我还", "我被", "几级", "查", "看看", "看一下", "还差", "差多少",
+               "my tier", "my level", "my status", "am i", "i am", "i'm", "check")
+OWN_FIGURE_WORDS = {"points_balance": BALANCE_WORDS, "member_level": LEVEL_WORDS}
 GREETINGS = ("你好", "您好", "哈喽", "嗨", "在吗", "在不在", "有人吗", "早上好", "早安", "晚上好", "下午好", "hello", "hi",
              "hey", "good morning", "good evening", "anyone there")
 # Actions after which the bot may still not have helped (they count misses themselves), or that
@@ -226,10 +231,11 @@ class Router:
         """The finer action a request's words call for: points history, or a price question."""
         if action == "points_balance" and find_terms(u.text, HISTORY_WORDS):
             return "points_history"
-        if action == "points_balance" and u.source == "model" and asks(u.text) and not find_terms(
-                u.text, BALANCE_WORDS) and self.faq_answers(u, unprompted=any(c.isdigit() for c in u.text)):
-            # How points work ("积分会过期吗"), not how many the customer has; a figure of their
-            # own ("刚看好像是980分") asks about their points, unless the FAQ matches it closely.
+        if action in OWN_FIGURE_WORDS and u.source == "model" and asks(u.text) and not find_terms(
+                u.text, OWN_FIGURE_WORDS[action]) and self.faq_answers(u, unprompted=any(c.isdigit() for c in u.text)):
+            # How points or levels work ("积分会过期吗", "金卡有什么权益"), not the customer's own
+            # figure; a figure of their own ("刚看好像是980分") asks about their account, unless
+            # the FAQ matches it closely.
             return "faq"
         if action == "lead" and u.source == "model" and not slots.is_business(
                 u.text, self.content.rules.business_words, self.content.rules.bulk_quantity):

@@ -96,7 +96,7 @@ def asks(text: str) -> bool:
     return bool(_QUESTION.search(normalize(text)))
 
 
-_QUESTION = re.compile(r"[?？]|吗|呢|么|怎么|什么|哪|几|多少|多久|多长时间|啥时候|咋|能不能|可不可以|是否|有没有|\b(?:how|what|when|where|which|"
+_QUESTION = re.compile(r"[?？]|吗|呢|么|怎么|什么|哪|几|多少|多久|多长时间|啥|咋|能不能|可不可以|是否|有没有|\b(?:how|what|when|where|which|"
                        r"can i|do you|is there|are there)\b")
 
 

@@ -127,6 +127,22 @@ def test_how_points_work_is_answered_from_the_faq_not_with_the_balance(text: str
     assert answer in Chat().says(text)
 
 
+@pytest.mark.parametrize("text, answer", [("会员等级怎么升级，金卡有什么权益", "成长值"), ("金卡和银卡有啥区别", "金卡会员"),
+                                          ("等级会掉吗", "等级"), ("会员有几个等级", "四个等级"),
+                                          ("what are the benefits of gold?", "Gold")])
+def test_how_levels_work_is_answered_from_the_faq_not_with_ones_own_level(text: str, answer: str) -> None:
+    # A customer who is not a member yet would be told to bind a card first: the question is
+    # about the levels, not their own.
+    assert action(text) == "faq", route(text, ROUTER)
+    assert answer in Chat().says(text)
+
+
+@pytest.mark.parametrize("text", ["我现在是什么等级", "查一下我的会员等级", "我还差多少能升金卡", "我是金卡吗", "what tier am i?",
+                                  "how far am i from gold", "为啥我被降级了"])
+def test_ones_own_level_is_the_level_action(text: str) -> None:
+    assert action(text) == "member_level", route(text, ROUTER)
+
+
 @pytest.mark.parametrize("text", ["😀😀😀", "[微笑]", "", "我" * 2000, "<b>你好</b><script>x</script>",
                                   "hello 我想问下 points 怎么查", "\x00\x07控制字符", "？？？"])
 def test_any_text_is_routed_without_crashing(text: str) -> None:
