@@ -41,13 +41,24 @@ def _traditional_chars() -> frozenset[str]:
     return frozenset(chr(code) for code in _traditional_to_simplified())
 
 
+# A term with a gap, "肚子…疼" (or "肚子...疼"), matches its parts in that order with up to
+# GAP_CHARS characters of one clause between them (GAP_WORDS words in English): a customer
+# puts adverbs and measures inside a phrase ("肚子一直疼", "拉了两天肚子", "made my kid sick"),
+# which no fixed word list can spell out.
+GAP_CHARS, GAP_WORDS = 6, 3
+_GAP = re.compile(r"…|\.\.\.")
+_IN_CLAUSE = rf"[^，。！？；,.!?;\s]{{0,{GAP_CHARS}}}"
+_IN_SENTENCE = rf"\s+(?:[a-z0-9']+\s+){{0,{GAP_WORDS}}}"
+
+
 @lru_cache(maxsize=256)
 def _pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
     # Latin terms must stand as whole words ("hi" is not in "this"); Chinese has no spaces, so a
     # Chinese term matches anywhere. Longest first, so "积分明细" wins over "积分".
     parts = []
     for term in sorted(set(terms), key=len, reverse=True):
-        escaped = re.escape(term)
+        pieces = [re.escape(piece.strip()) for piece in _GAP.split(term)]
+        escaped = (_IN_SENTENCE if term.isascii() else _IN_CLAUSE).join(pieces)
         parts.append(rf"(?<![a-z0-9]){escaped}(?![a-z0-9])" if term.isascii() else escaped)
     return re.compile("|".join(parts))
 

@@ -236,13 +236,15 @@ def test_the_same_slot_answered_twice_keeps_the_newest() -> None:
 
 
 @pytest.mark.parametrize("text", ["牛奶是酸的，孩子喝了吐了", "喝完肚子疼了一晚上", "我对坚果过敏，你们没写清楚",
-                                  "再不处理我就打12315", "我已经报警了", "律师函等着吧，杯子里有玻璃渣"])
+                                  "再不处理我就打12315", "我已经报警了", "律师函等着吧，杯子里有玻璃渣",
+                                  "我上周在你们万达店买的杨枝甘露，喝完肚子一直疼，拉了两天", "昨天吃了你们的蛋糕今天身上起了好多红疹",
+                                  "my son drank your smoothie and it made him really sick"])
 def test_food_safety_illness_allergy_and_legal_threats_are_p1(text: str) -> None:
     chat = Chat()
     reply = chat.says(text)
     [ticket] = chat.store.tickets
     assert ticket.priority == "P1" and ticket.category in ("food_safety", "legal_threat"), ticket
-    assert "15分钟" in reply
+    assert "15分钟" in reply or "15 minutes" in reply
 
 
 def test_asking_to_complain_asks_what_happened() -> None:

@@ -58,6 +58,16 @@ def test_watch_terms_respect_word_boundaries() -> None:
     assert find_terms("积分明细", ["积分", "积分明细"]) == ["积分明细"]
 
 
+def test_a_term_with_a_gap_matches_its_parts_in_order_within_a_clause() -> None:
+    assert find_terms("喝完肚子一直疼，拉了两天", ["肚子…疼", "拉了...天"]) == ["肚子一直疼", "拉了两天"]
+    assert find_terms("肚子疼", ["肚子…疼"]) == ["肚子疼"]  # the gap may be empty
+    assert not find_terms("肚子还好。疼的是头", ["肚子…疼"])  # not across a clause
+    assert not find_terms("疼的是肚子", ["肚子…疼"])  # not out of order
+    assert not find_terms("肚子在下午三点以后开始疼", ["肚子…疼"])  # not further than GAP_CHARS
+    assert find_terms("It made my little boy sick.", ["made...sick"]) == ["made my little boy sick"]
+    assert not find_terms("it made the day, not sick", ["made...sick"])
+
+
 def test_linear_model_round_trip() -> None:
     model = LinearModel(("neg", "pos"), (0.0, 0.0), {"w:好": (-1.0, 1.0)})
     again = LinearModel.from_json(model.to_json())
