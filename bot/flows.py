@@ -136,10 +136,14 @@ def _open_complaint(description: str, ctx: Context, s: Slots) -> Step:
 
 
 def _complaint_described(ctx: Context, s: Slots) -> Step:
-    """The flow's entry and its description step: a ticket once the problem is said."""
+    """The flow's entry and its description step: a ticket once the problem is said, unless a
+    ticket of the conversation is still with staff ("对，就是这个", "都两天了还没人联系我"):
+    then the message goes to that one."""
     s["order_no"] = s.get("order_no") or slots.order_number(ctx.text, ctx.content.rules.order_formats)
     if not describes_problem(ctx.text):
         return Step(ctx.say("complaint_ask_description"), "description")
+    if (added := add_to_open_ticket(ctx, s["order_no"])) is not None:
+        return Step(added)
     return _open_complaint(ctx.text, ctx, s)
 
 
@@ -162,6 +166,20 @@ def _complaint_order(ctx: Context, s: Slots) -> Step:
         ctx.store.add_to_ticket(s["ticket_id"], detail=ctx.text)
         return Step(ctx.say("complaint_detail_added", reference=reference))
     return Step("", reroute=True)  # "好的谢谢": the ticket stands, the message is read on its own
+
+
+def add_to_open_ticket(ctx: Context, order_no: str | None = None) -> str | None:
+    """While a ticket of the conversation is with staff (open or claimed), what the customer
+    writes about it goes to that ticket, and the reply tells its reference and the expected
+    response time: one case in the queue per problem, not one per message. ``None``: no such
+    ticket. An order number is kept only if the ticket has none (the text keeps it anyway)."""
+    ticket = ctx.store.open_ticket_in(ctx.conversation_id)
+    if ticket is None:
+        return None
+    if ctx.u.source in ("model", "choice"):  # the customer's own words, not the command 人工
+        ctx.store.add_to_ticket(ticket.id, order_no=None if ticket.order_no else order_no, detail=ctx.text)
+    return ctx.say("handoff_open_ticket", reference=ticket.reference,
+                   response_time=policy.response_time_text(ticket.priority, ctx.content.rules, ctx.lang))
 
 
 def open_ticket(ctx: Context, source: str, description: str, order_no: str | None = None) -> Ticket:

@@ -7,6 +7,7 @@ from bot import flows, policy
 from bot.router import Action, Context, numbered
 from channels import base
 from channels.base import InboundMessage
+from nlp.text import find_terms
 
 KIND_NAMES = {"zh": {base.IMAGE: "图片", base.VOICE: "语音", base.VIDEO: "视频", base.LOCATION: "位置",
                      base.LINK: "链接", base.MENU_CLICK: "菜单选择"},
@@ -41,11 +42,8 @@ def handoff(msg: InboundMessage, ctx: Context) -> str:
     ctx.state.clear()
     if lang:
         ctx.state["lang"] = lang
-    if (open_one := ctx.store.open_ticket_in(ctx.conversation_id)) is not None:
-        if ctx.u.source == "model":  # the customer's own words, not the command 人工
-            ctx.store.add_to_ticket(open_one.id, detail=ctx.text)
-        return ctx.say("handoff_open_ticket", reference=open_one.reference,
-                       response_time=policy.response_time_text(open_one.priority, ctx.content.rules, ctx.lang))
+    if (added := flows.add_to_open_ticket(ctx)) is not None:
+        return added
     ctx.state["ack_at"] = ctx.now  # the hand-off answer is the first acknowledgement
     ticket = flows.open_ticket(ctx, "handoff", ctx.text or ctx.say("intent_names.human"))
     return ctx.say("handoff_queued", reference=ticket.reference,
@@ -92,13 +90,35 @@ def member_self_service(msg: InboundMessage, ctx: Context, what: str) -> str:
                    next=following)
 
 
+# Words that ask how one's case is going ("多久能处理好", "有结果了吗", "any update?"): while a
+# ticket of the conversation is with staff, the ticket answers them, not the FAQ or a question.
+PROGRESS_WORDS = ("进度", "进展", "有结果", "怎么样了", "处理好了吗", "处理完", "还要等", "等多久", "多久…处理", "多久…解决",
+                  "多久…联系", "多久…回复", "多久…答复", "多久…好", "什么时候…处理", "什么时候…解决", "什么时候…联系",
+                  "什么时候…回复", "啥时候…处理", "啥时候…联系", "没人…联系", "没人…回", "还没…回复", "还没…处理",
+                  "还没…联系", "any update", "any news", "how much longer", "still waiting", "hear back",
+                  "when will someone", "when will you get back", "status of my", "no one has", "nobody has",
+                  "how long...wait")
+
+
+def ticket_progress(ctx: Context) -> str | None:
+    """The open ticket's reference and expected response time, for a question about how the
+    customer's case is going (the question is added to the ticket); ``None`` for any other
+    message, or when no ticket of the conversation is with staff."""
+    if ctx.u.source != "model" or not find_terms(ctx.text, PROGRESS_WORDS):
+        return None
+    return flows.add_to_open_ticket(ctx)
+
+
 def faq(msg: InboundMessage, ctx: Context) -> str:
     """Answer from the knowledge base when retrieval is sure; offer the top three when it is
-    less sure ("您是不是想问：…"); say so when nothing fits."""
+    less sure ("您是不是想问：…"); say so when nothing fits. A question about the customer's
+    own open case gets the case (``ticket_progress``)."""
     book, t = ctx.router.faq, ctx.content.rules.thresholds
     if ctx.u.request.startswith("faq:") and ctx.u.request[4:] in book.entries:
         ctx.state.pop("misses", None)
         return book.entries[ctx.u.request[4:]].answer(ctx.lang)
+    if (progress := ticket_progress(ctx)) is not None:
+        return progress
     hits = book.rank(ctx.text, ctx.lang)
     if hits and hits[0].confidence >= t["faq_answer"]:
         ctx.state.pop("misses", None)
@@ -112,7 +132,10 @@ def faq(msg: InboundMessage, ctx: Context) -> str:
 
 
 def clarify(msg: InboundMessage, ctx: Context) -> str:
-    """Unsure: ask, with two or three numbered choices; the answer continues with the message."""
+    """Unsure: ask, with two or three numbered choices; the answer continues with the message.
+    A question about the customer's own open case gets the case (``ticket_progress``)."""
+    if (progress := ticket_progress(ctx)) is not None:
+        return progress
     options = ctx.router.choices(ctx.u)
     if len(options) < 2:  # nothing the models lean to (no text, or no models): the whole menu
         return fallback(msg, ctx)

@@ -78,12 +78,15 @@ def open_ticket_of(conversation_id: int, uow: UnitOfWork) -> Ticket | None:
 
 
 def raise_priority(ticket: Ticket, priority: str, first_due: datetime, resolution_due: datetime,
-                   uow: UnitOfWork, reason: str) -> None:
-    """Give the ticket a higher priority and the earlier due times that go with it; audited as
-    the analysis's doing."""
+                   uow: UnitOfWork, reason: str, category: str | None = None) -> None:
+    """Give the ticket a higher priority and the earlier due times that go with it (and
+    ``category``, when a later message says what the problem is: food safety); audited as the
+    analysis's doing."""
+    category = category or ticket.category
     staff.audit("analysis", "priority.raise", uow, "ticket", ticket.reference, previous=ticket.priority,
-                priority=priority, reason=reason)
-    ticket.priority = priority
+                priority=priority, reason=reason,
+                **({"previous_category": ticket.category, "category": category} if category != ticket.category else {}))
+    ticket.priority, ticket.category = priority, category
     ticket.first_response_due = min(as_utc(ticket.first_response_due), first_due)
     ticket.resolution_due = min(as_utc(ticket.resolution_due), resolution_due)
 

@@ -2,7 +2,8 @@
 terms stored (``MessageAnalysis``), and may escalate.
 
 * A negative complaint in a conversation whose open ticket was opened before it raises the ticket
-  one priority step (once per ticket), with the earlier due times of the new priority.
+  one priority step (once per ticket), with the earlier due times of the new priority; straight
+  to P1, with its category, when it tells of food safety or a legal threat.
 * A strongly negative message (sentiment score at or below ``thresholds.escalate_sentiment``) in a
   conversation with no open ticket and no flow under way opens one (source ``analysis``), so a
   person looks at it even when the bot did not hand it over.
@@ -73,11 +74,20 @@ def escalate(message: analyses.Waiting, reading: dict[str, Any], mood: Sentiment
         # Only a complaint that comes after the ticket was opened: the one that opened it set its
         # priority already (anger included).
         if reading["intent"] != "complaint" or message.created_at <= as_utc(ticket.created_at) \
-                or ticket.priority == "P1" or analyses.raised_before(ticket, uow):
+                or ticket.priority == "P1":
             return None
-        priority = f"P{int(ticket.priority[1]) - 1}"
+        category = policy.category(message.text, rules)
+        if policy.priority(message.text, category, mood, None, rules) == "P1":
+            # Food safety or a legal threat told after the ticket opened ("孩子喝完吐了"): the
+            # top priority at once, and the category that says so.
+            priority, category = "P1", category if category in rules.urgent_categories else ticket.category
+        elif analyses.raised_before(ticket, uow):
+            return None
+        else:
+            priority, category = f"P{int(ticket.priority[1]) - 1}", ticket.category
         first_due, resolution_due = policy.due_times(priority, as_utc(ticket.created_at), rules)
-        analyses.raise_priority(ticket, priority, first_due, resolution_due, uow, reason=f"message {message.id}")
+        analyses.raise_priority(ticket, priority, first_due, resolution_due, uow, reason=f"message {message.id}",
+                                category=category)
         analyses.mark(uow, message.id, "priority_raised")
         return "priority_raised"
     if reading["sentiment_score"] > float(rules.thresholds.get("escalate_sentiment", DEFAULT_ESCALATE)):

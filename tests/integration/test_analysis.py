@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from crm_store import models, services
-from crm_store.models import MessageAnalysis, Ticket, utcnow
+from crm_store.models import MessageAnalysis, Ticket, as_utc, utcnow
 from nlp import analysis
 from tests.integration.test_api import says
 from tests.integration.test_kpis import Store
@@ -81,6 +81,30 @@ def test_a_negative_complaint_raises_its_tickets_priority_once(runtime) -> None:
         trail = list(uow.session.scalars(select(models.AuditEntry).filter_by(action="priority.raise")))
         assert [(e.actor, e.detail["previous"], e.detail["priority"]) for e in trail] == [("analysis", "P3", "P2")]
         assert uow.session.scalar(select(func.count()).select_from(Ticket)) == 1
+
+
+def test_food_safety_told_after_the_ticket_opened_makes_it_p1_with_its_category(runtime) -> None:
+    with runtime.uow() as uow:
+        s = Store(uow)
+        talk = s.conversation()
+        s.ticket(talk, utcnow() - timedelta(minutes=5), "P3")
+        s.says(talk, utcnow()).text = "奶茶是酸的，太恶心了，退款"
+        uow.commit()
+    analyze_waiting(runtime.uow, runtime.content)  # one step, as any later complaint
+    with runtime.uow() as uow:
+        ticket = uow.session.scalar(select(Ticket))
+        assert (ticket.priority, ticket.category) == ("P2", "quality")
+        Store(uow).says(uow.session.get(models.Conversation, ticket.conversation_id),
+                        utcnow()).text = "孩子喝完肚子一直疼，吐了一晚上，太过分了"
+        uow.commit()
+    analyze_waiting(runtime.uow, runtime.content)  # raised before, but this is food safety
+    with runtime.uow() as uow:
+        ticket = uow.session.scalar(select(Ticket))
+        assert (ticket.priority, ticket.category) == ("P1", "food_safety")
+        assert as_utc(ticket.first_response_due) <= as_utc(ticket.created_at) + timedelta(minutes=15)
+        last = uow.session.scalars(select(models.AuditEntry).filter_by(action="priority.raise")
+                                   .order_by(models.AuditEntry.id)).all()[-1]
+        assert (last.detail["previous"], last.detail["priority"], last.detail["category"]) == ("P2", "P1", "food_safety")
 
 
 def test_no_ticket_while_the_bot_takes_a_complaint_down(runtime) -> None:

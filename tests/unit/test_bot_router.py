@@ -342,6 +342,36 @@ def test_asking_for_a_person_with_a_complaint_open_adds_to_it_not_a_second_ticke
     assert "绑卡" in chat.says("积分")  # and the bot still serves: no agent owns the conversation
 
 
+@pytest.mark.parametrize("more", ["对，就是这个，今天又喝到一根，真的太恶心了", "都两天了还没人联系我，你们到底管不管",
+                                  "The same thing happened again today, another hair in my drink"])
+def test_another_complaint_while_one_is_open_goes_to_it_not_a_second_ticket(more: str) -> None:
+    chat = Chat()
+    chat.says("昨天买的杨枝甘露喝出一根头发，太恶心了")
+    chat.says("无")  # no order number: the intake is over, the ticket is with staff
+    [complaint] = chat.store.tickets
+    answer = chat.says(more)
+    assert chat.store.tickets == [complaint] and complaint.reference in answer
+    assert more in complaint.description and "flow" not in chat.state
+
+
+@pytest.mark.parametrize("ask", ["那多久能处理好啊", "还要等多久", "处理得怎么样了？", "有结果了吗", "any update on my case?",
+                                 "how much longer do I have to wait?"])
+def test_asking_how_ones_case_is_going_gets_the_case_not_the_faq(ask: str) -> None:
+    chat = Chat()
+    chat.says("昨天买的杨枝甘露喝出一根头发，太恶心了")
+    chat.says("无")
+    [complaint] = chat.store.tickets
+    answer = chat.says(ask)
+    assert complaint.reference in answer and ("1小时" in answer or "1 hour" in answer), answer
+    assert ask in complaint.description and chat.store.tickets == [complaint]
+
+
+def test_the_same_words_with_no_case_open_are_a_question_like_any_other() -> None:
+    chat = Chat()
+    answer = chat.says("还要等多久")
+    assert "工单" not in answer and not chat.store.tickets
+
+
 def test_praise_is_not_a_handoff() -> None:
     chat = Chat()
     assert "认可" in chat.says("谢谢刚才那位客服，耐心又专业")
