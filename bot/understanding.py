@@ -141,6 +141,10 @@ def models_reading(text: str, rules: BotRules, keywords: int = 0) -> tuple[analy
     return result, intent, confidence
 
 
+# "…怎么办" asks what to do about a problem it states ("奶茶里有头发怎么办"): for the rules below
+# that is a statement of the problem, not a question about how things work.
+_WHAT_NOW = re.compile(r"怎么办|咋办|what (?:should|do|can) i do(?: now)?")
+
 # Intents that give way to a likely complaint; points, level, binding and a human are requests
 # more specific than a complaint, and stay.
 _YIELD_TO_COMPLAINT = frozenset({"chitchat", "faq", "lead", "praise"})
@@ -154,25 +158,30 @@ def weighed(text: str, intent: str, confidence: float, p: Mapping[str, float], m
     1. a negative message whose complaint probability reaches ``thresholds.complaint`` is a
        complaint, unless a more specific request is likelier;
     2. food safety or a legal threat (``priority.urgent_categories``) is a complaint, unless it
-       is a calm question ("坚果过敏的能喝吗");
+       is a calm question ("坚果过敏的能喝吗") or the models are sure it asks for a person;
     3. another complaint category's words ("异物", "多收") decide when the models are unsure and
        the message is unhappy or a statement (not "怎么退货？"), and whatever the models say when
-       one clause states the problem beside a question ("奶茶里有头发！另外几点关门").
+       one clause states the problem beside a question ("奶茶里有头发！另外几点关门") or an
+       unhappy statement names it ("那单到现在还没退回来").
     And 4. an unsure lead that speaks of franchise, wholesale or a hundred boxes is a lead.
     A complaint's confidence is at least ``thresholds.complaint``, a lead's ``thresholds.intent``,
     so the router acts on them."""
     t = rules.thresholds
-    if intent in ("complaint", "human"):
-        return intent, confidence
     unhappy, unsure = mood == "neg", confidence < t["intent"]
+    if intent == "complaint" or intent == "human" and not unsure:
+        return intent, confidence
     as_complaint = "complaint", max(p.get("complaint", 0.0), t["complaint"])
     if intent in _YIELD_TO_COMPLAINT and unhappy and p.get("complaint", 0.0) >= t["complaint"]:
         return as_complaint
     category = policy.category(text, rules)
-    if category in rules.urgent_categories and (unhappy or not asks(text)):
-        return as_complaint
+    question = asks(_WHAT_NOW.sub("", normalize(text)))
+    if category in rules.urgent_categories and (unhappy or not question):
+        return as_complaint  # "我要去市场监管局举报你们" too, when the models only guess at a person
+    if intent == "human":
+        return intent, confidence
     if category != "other" and mood != "pos":
-        if unsure and (unhappy or not asks(text)) or intent in _YIELD_TO_COMPLAINT and states_problem(text, rules):
+        if unsure and (unhappy or not question) or intent in _YIELD_TO_COMPLAINT and (
+                states_problem(text, rules) or unhappy and not question):
             return as_complaint
     if intent == "lead" and unsure and slots.is_business(text, rules.business_words, rules.bulk_quantity):
         return "lead", t["intent"]

@@ -235,6 +235,13 @@ def test_the_same_slot_answered_twice_keeps_the_newest() -> None:
     assert chat.store.leads[0].phone == "13912345679"
 
 
+@pytest.mark.parametrize("text", ["我要去市场监管局举报你们", "昨天那单CTH-0611-2290到现在还没退回来", "我的奶茶里有头发怎么办",
+                                  "杯子里有根头发，what should I do"])
+def test_a_problem_stated_plainly_or_with_what_now_is_a_complaint(text: str) -> None:
+    # Models unsure between a person, small talk and a question: the problem's words decide.
+    assert action(text) == "complaint", route(text, ROUTER)
+
+
 @pytest.mark.parametrize("text", ["牛奶是酸的，孩子喝了吐了", "喝完肚子疼了一晚上", "我对坚果过敏，你们没写清楚",
                                   "再不处理我就打12315", "我已经报警了", "律师函等着吧，杯子里有玻璃渣",
                                   "我上周在你们万达店买的杨枝甘露，喝完肚子一直疼，拉了两天", "昨天吃了你们的蛋糕今天身上起了好多红疹",
