@@ -127,9 +127,8 @@ def _open_complaint(description: str, ctx: Context, s: Slots) -> Step:
     ticket = open_ticket(ctx, "complaint", description, s.get("order_no"))
     s["ticket_id"], s["reference"] = ticket.id, ticket.reference
     wait = policy.response_time_text(ticket.priority, ctx.content.rules, ctx.lang)
-    if ticket.priority == "P1":
-        return Step(ctx.say("complaint_urgent", reference=ticket.reference, response_time=wait))
-    opened = ctx.say("complaint_opened", reference=ticket.reference, response_time=wait)
+    opened = ctx.say("complaint_urgent" if ticket.priority == "P1" else "complaint_opened",
+                     reference=ticket.reference, response_time=wait)
     if ticket.order_no:
         return Step(opened)
     return Step(f"{opened}\n{ctx.say('complaint_ask_order')}", "order")

@@ -254,6 +254,15 @@ def test_food_safety_illness_allergy_and_legal_threats_are_p1(text: str) -> None
     assert "15分钟" in reply or "15 minutes" in reply
 
 
+def test_an_urgent_complaint_takes_its_order_number_too() -> None:
+    chat = Chat()
+    first = chat.says("喝完肚子一直疼，拉了两天")
+    [ticket] = chat.store.tickets
+    assert ticket.priority == "P1" and "订单号" in first
+    assert "20261128334455" in chat.says("订单号是 20261128334455")
+    assert ticket.order_no == "20261128334455" and "flow" not in chat.state
+
+
 def test_asking_to_complain_asks_what_happened() -> None:
     chat = Chat()
     assert "描述" in chat.says("我要投诉")
