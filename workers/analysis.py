@@ -67,7 +67,10 @@ def escalate(message: analyses.Waiting, reading: dict[str, Any], mood: Sentiment
              uow: UnitOfWork) -> str | None:
     """The escalation rules for one analysed message (see the module); what was done, if anything."""
     rules = content.rules
-    if reading["sentiment"] != "neg":
+    category = policy.category(message.text, rules)
+    # Food safety or a legal threat ("孩子喝完吐了"), told calmly or not.
+    urgent = policy.priority(message.text, category, mood, None, rules) == "P1"
+    if reading["sentiment"] != "neg" and not urgent:
         return None
     ticket = analyses.open_ticket_of(message.conversation_id, uow)
     if ticket is not None:
@@ -76,10 +79,7 @@ def escalate(message: analyses.Waiting, reading: dict[str, Any], mood: Sentiment
         if reading["intent"] != "complaint" or message.created_at <= as_utc(ticket.created_at) \
                 or ticket.priority == "P1":
             return None
-        category = policy.category(message.text, rules)
-        if policy.priority(message.text, category, mood, None, rules) == "P1":
-            # Food safety or a legal threat told after the ticket opened ("孩子喝完吐了"): the
-            # top priority at once, and the category that says so.
+        if urgent:  # told after the ticket opened: the top priority at once, and the category that says so
             priority, category = "P1", category if category in rules.urgent_categories else ticket.category
         elif analyses.raised_before(ticket, uow):
             return None
@@ -95,7 +95,6 @@ def escalate(message: analyses.Waiting, reading: dict[str, Any], mood: Sentiment
     if "flow" in services.conversation_state(message.conversation_id, uow):
         return None  # the bot is taking the complaint down, or binding a card: its ticket comes from there
     customer_id = uow.conversations.get(message.conversation_id).customer_id
-    category = policy.category(message.text, rules)
     priority = policy.priority(message.text, category, mood, None, rules)
     first_due, resolution_due = policy.due_times(priority, utcnow(), rules)
     ticket = services.open_ticket(customer_id, message.conversation_id, uow, source="analysis", category=category,

@@ -95,7 +95,7 @@ def test_food_safety_told_after_the_ticket_opened_makes_it_p1_with_its_category(
         ticket = uow.session.scalar(select(Ticket))
         assert (ticket.priority, ticket.category) == ("P2", "quality")
         Store(uow).says(uow.session.get(models.Conversation, ticket.conversation_id),
-                        utcnow()).text = "孩子喝完肚子一直疼，吐了一晚上，太过分了"
+                        utcnow()).text = "补充一下，孩子喝完肚子一直疼，吐了一晚上"  # told calmly
         uow.commit()
     analyze_waiting(runtime.uow, runtime.content)  # raised before, but this is food safety
     with runtime.uow() as uow:
