@@ -27,12 +27,25 @@ class FaqHit:
     confidence: float
 
 
+# Words that ask the same thing, counted as one term: "发货时间一般是多久" and "什么时候发货" ask
+# when, "门店在哪" and "哪里有店" where, "拿铁多少钱" and "拿铁什么价" the price. Without this a
+# question matches only the variants that happen to use its question word. "" drops a word.
+_ASKS_ALIKE = {**dict.fromkeys(("多久", "多长时间", "多长", "时候", "什么时候", "啥时候", "何时", "几时", "几天", "多少天",
+                                "时间", "几点", "多会儿"), "?when"),
+               **dict.fromkeys(("哪里", "哪儿", "在哪", "哪", "什么地方", "啥地方", "哪家", "哪些地方"), "?where"),
+               **dict.fromkeys(("多少钱", "价格", "价钱", "价", "什么价", "售价", "几块", "几块钱"), "?price"),
+               **dict.fromkeys(("咋", "咋样", "如何", "怎样"), "")}
+
+
 def terms(text: str, lang: str) -> list[str]:
-    """What BM25 counts: content words (no stopwords, no punctuation) and, for Chinese, the
-    bigrams of consecutive Chinese characters inside each clause."""
+    """What BM25 counts: content words (no stopwords, no punctuation; question words of one
+    meaning as one term) and, for Chinese, the bigrams of consecutive Chinese characters inside
+    each clause."""
     clean = normalize(text)
     stop = stopwords()
-    words = [w for w in tok.tokenize_normalized(clean, lang) if w not in stop and any(c.isalnum() for c in w)]
+    words = [_ASKS_ALIKE.get(w, w) for w in tok.tokenize_normalized(clean, lang)
+             if w not in stop and any(c.isalnum() for c in w)]
+    words = [w for w in words if w]
     if lang == "en":
         return words
     bigrams = []

@@ -50,6 +50,26 @@ def test_the_routers_decisions_meet_the_gate(data: Path | None, gate: str) -> No
     assert figures["sentiment"]["macro_f1"] >= bar["sentiment_macro_f1"], figures["sentiment"]["macro_f1"]
 
 
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_faq_retrieval_meets_the_gate_on_questions_by_another_writer(lang: str) -> None:
+    content = load_content()
+    faq, answer_at = router_for(content).faq, content.rules.thresholds["faq_answer"]
+    rows = [row for row in load_labeled_faq() if row["lang"] == lang]
+    ranked = [(row["entry"], faq.rank(row["text"], lang)) for row in rows]
+    top1 = sum(1 for entry, hits in ranked if hits and hits[0].entry_id == entry) / len(rows)
+    top3 = sum(1 for entry, hits in ranked if entry in {hit.entry_id for hit in hits}) / len(rows)
+    wrong = sum(1 for entry, hits in ranked if hits and hits[0].entry_id != entry
+                and hits[0].confidence >= answer_at) / len(rows)
+    bar = GATE["faq"][lang]
+    assert top1 >= bar["top1"] and top3 >= bar["top3"], (top1, top3)
+    assert wrong <= bar["answered_wrong_at_most"], wrong
+
+
+def load_labeled_faq() -> list[dict]:
+    path = Path(__file__).parents[1] / "fixtures" / "nlp" / "faq_paraphrases.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def test_chinese_sentiment_beats_snownlp_by_ten_points(report) -> None:
     ours, snow = report["zh"]["sentiment"]["crmbot"], report["zh"]["sentiment"]["snownlp"]
     assert ours["macro_f1"] >= snow["macro_f1"] + 0.10, (ours["macro_f1"], snow["macro_f1"])

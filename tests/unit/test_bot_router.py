@@ -102,6 +102,13 @@ def test_each_request_in_everyday_words(text: str, expected: str) -> None:
     assert action(text) == expected, route(text, ROUTER)
 
 
+@pytest.mark.parametrize("text, answer", [("发货时间一般是多久", "48 小时内发货"), ("多长时间能发货啊", "48 小时内发货"),
+                                          ("你们门店一般几点关门", "10:00-22:00")])
+def test_a_question_word_of_the_same_meaning_finds_the_entry(text: str, answer: str) -> None:
+    # 多久 / 多长时间 / 什么时候 / 几点 all ask when (nlp.faq's question words of one meaning).
+    assert answer in Chat().says(text)
+
+
 @pytest.mark.parametrize("text", ["退款多久到账", "订单怎么取消", "东西落在店里了怎么办", "礼品卡怎么用",
                                   "小程序登录不了怎么办"])
 def test_a_calm_question_the_faq_answers_is_answered_not_taken_as_a_request(text: str) -> None:
