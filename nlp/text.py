@@ -45,7 +45,7 @@ def _traditional_chars() -> frozenset[str]:
 # GAP_CHARS characters of one clause between them (GAP_WORDS words in English): a customer
 # puts adverbs and measures inside a phrase ("肚子一直疼", "拉了两天肚子", "made my kid sick"),
 # which no fixed word list can spell out.
-GAP_CHARS, GAP_WORDS = 6, 3
+GAP_CHARS, GAP_WORDS = 6, 4
 _GAP = re.compile(r"…|\.\.\.")
 _IN_CLAUSE = rf"[^，。！？；,.!?;\s]{{0,{GAP_CHARS}}}"
 _IN_SENTENCE = rf"\s+(?:[a-z0-9']+\s+){{0,{GAP_WORDS}}}"

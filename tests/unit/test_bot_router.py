@@ -378,7 +378,7 @@ def test_another_complaint_while_one_is_open_goes_to_it_not_a_second_ticket(more
 
 
 @pytest.mark.parametrize("ask", ["那多久能处理好啊", "还要等多久", "处理得怎么样了？", "有结果了吗", "any update on my case?",
-                                 "how much longer do I have to wait?"])
+                                 "how much longer do I have to wait?", "how long do I have to wait?"])
 def test_asking_how_ones_case_is_going_gets_the_case_not_the_faq(ask: str) -> None:
     chat = Chat()
     chat.says("昨天买的杨枝甘露喝出一根头发，太恶心了")
