@@ -163,7 +163,8 @@ def weighed(text: str, intent: str, confidence: float, p: Mapping[str, float], m
        the message is unhappy or a statement (not "怎么退货？"), and whatever the models say when
        one clause states the problem beside a question ("奶茶里有头发！另外几点关门") or an
        unhappy statement names it ("那单到现在还没退回来").
-    And 4. an unsure lead that speaks of franchise, wholesale or a hundred boxes is a lead.
+    And 4. an unsure lead or request for a person that speaks of franchise, wholesale or a
+    hundred boxes is a lead.
     A complaint's confidence is at least ``thresholds.complaint``, a lead's ``thresholds.intent``,
     so the router acts on them."""
     t = rules.thresholds
@@ -177,13 +178,16 @@ def weighed(text: str, intent: str, confidence: float, p: Mapping[str, float], m
     question = asks(_WHAT_NOW.sub("", normalize(text)))
     if category in rules.urgent_categories and (unhappy or not question):
         return as_complaint  # "我要去市场监管局举报你们" too, when the models only guess at a person
-    if intent == "human":
+    # "我是王先生，电话139…，想批发100箱": a person from sales, through the lead flow (rule 4).
+    business = unsure and intent in ("lead", "human") and slots.is_business(text, rules.business_words,
+                                                                            rules.bulk_quantity)
+    if intent == "human" and not business:
         return intent, confidence
     if category != "other" and mood != "pos":
         if unsure and (unhappy or not question) or intent in _YIELD_TO_COMPLAINT and (
                 states_problem(text, rules) or unhappy and not question):
             return as_complaint
-    if intent == "lead" and unsure and slots.is_business(text, rules.business_words, rules.bulk_quantity):
+    if business:
         return "lead", t["intent"]
     return intent, confidence
 
