@@ -96,8 +96,11 @@ def asks(text: str) -> bool:
     return bool(_QUESTION.search(normalize(text)))
 
 
-_QUESTION = re.compile(r"[?？]|吗|呢|么|怎么|什么|哪|几|多少|多久|多长时间|啥|咋|能不能|可不可以|是否|有没有|\b(?:how|what|when|where|which|"
-                       r"can i|do you|is there|are there)\b")
+_QUESTION = re.compile(r"[?？]|吗|呢|么|怎么|什么|哪|几|多少|多久|多长时间|啥|咋|能不能|可不可以|是否|有没有|是不是|要不要|"
+                       r"会不会|行不行|有木有|"
+                       # "能放冰箱嘛", "还能再用不": 嘛 and 不 that end a clause after a verb that asks
+                       r"(?:能|可以|行|有|是|会|要|用)[^，,。.!！?？~～\s]{0,10}(?:嘛|不)(?=$|[，,。.!！?？~～\s])|"
+                       r"\b(?:how|what|when|where|which|can i|do you|is there|are there)\b")
 
 
 def states_problem(text: str, rules: BotRules) -> bool:

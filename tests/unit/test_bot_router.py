@@ -12,7 +12,7 @@ from bot.handlers import default_actions
 from bot.otp import MemoryCodeSender, OneTimeCodes
 from bot.route import route, router_for
 from bot.router import Router
-from bot.understanding import from_models
+from bot.understanding import asks, from_models
 from channels import base
 from channels.base import InboundMessage
 from config.content import load_content
@@ -240,6 +240,16 @@ def test_the_same_slot_answered_twice_keeps_the_newest() -> None:
     chat.says("13912345679")  # the phone again, before the name: the newer one is kept
     assert "顾问" in chat.says("王先生")
     assert chat.store.leads[0].phone == "13912345679"
+
+
+@pytest.mark.parametrize("text, question", [("开了袋的豆子能放冰箱嘛", True), ("券还能再用不", True), ("是不是过期了", True),
+                                            ("好嘛", False), ("我不要了", False), ("你们这服务嘛，一般般", False)])
+def test_questions_end_with_ma_or_bu_after_a_verb_that_asks(text: str, question: bool) -> None:
+    assert asks(text) is question
+
+
+def test_an_allergy_question_ending_in_ma_is_answered_not_filed_as_p1() -> None:
+    assert action("珍珠里面有小麦嘛 我麸质过敏") == "faq"
 
 
 @pytest.mark.parametrize("text", ["我要去市场监管局举报你们", "昨天那单CTH-0611-2290到现在还没退回来", "我的奶茶里有头发怎么办",
