@@ -70,13 +70,6 @@ def mark(uow: UnitOfWork, message_id: int, escalation: str) -> None:
         analysis.escalation = escalation
 
 
-def open_ticket_of(conversation_id: int, uow: UnitOfWork) -> Ticket | None:
-    """The conversation's open (or claimed) ticket, the newest, locked for the change."""
-    return uow.session.scalar(select(Ticket).where(
-        Ticket.conversation_id == conversation_id, Ticket.status.in_((models.OPEN, models.CLAIMED)))
-        .order_by(Ticket.id.desc()).limit(1).with_for_update())
-
-
 def raise_priority(ticket: Ticket, priority: str, first_due: datetime, resolution_due: datetime,
                    uow: UnitOfWork, reason: str, category: str | None = None) -> None:
     """Give the ticket a higher priority and the earlier due times that go with it (and

@@ -447,15 +447,17 @@ def waiting_handoff(conversation_id: int, uow: UnitOfWork) -> models.Ticket | No
     return open_ticket_in(conversation_id, uow, source="handoff")
 
 
-def open_ticket_in(conversation_id: int, uow: UnitOfWork, source: str | None = None) -> models.Ticket | None:
+def open_ticket_in(conversation_id: int, uow: UnitOfWork, source: str | None = None,
+                   for_update: bool = False) -> models.Ticket | None:
     """The newest ticket of the conversation still with staff (open or claimed), of ``source``
     or whatever its source: a customer who asks for a person while one is open is added to it,
-    not given another."""
+    not given another. ``for_update``: locked for a change (the analysis raising its priority)."""
     statement = select(models.Ticket).filter(models.Ticket.conversation_id == conversation_id,
                                              models.Ticket.status.in_((models.OPEN, models.CLAIMED)))
     if source is not None:
         statement = statement.filter(models.Ticket.source == source)
-    return uow.session.scalar(statement.order_by(models.Ticket.id.desc()))
+    statement = statement.order_by(models.Ticket.id.desc()).limit(1)
+    return uow.session.scalar(statement.with_for_update() if for_update else statement)
 
 
 def _ticket(ticket_id: int, uow: UnitOfWork, for_update: bool = False) -> models.Ticket:

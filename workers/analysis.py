@@ -68,11 +68,11 @@ def escalate(message: analyses.Waiting, reading: dict[str, Any], mood: Sentiment
     """The escalation rules for one analysed message (see the module); what was done, if anything."""
     rules = content.rules
     category = policy.category(message.text, rules)
-    # Food safety or a legal threat ("孩子喝完吐了"), told calmly or not.
-    urgent = policy.priority(message.text, category, mood, None, rules) == "P1"
+    priority = policy.priority(message.text, category, mood, None, rules)
+    urgent = priority == "P1"  # food safety or a legal threat ("孩子喝完吐了"), told calmly or not
     if reading["sentiment"] != "neg" and not urgent:
         return None
-    ticket = analyses.open_ticket_of(message.conversation_id, uow)
+    ticket = services.open_ticket_in(message.conversation_id, uow, for_update=True)
     if ticket is not None:
         # Only a complaint that comes after the ticket was opened: the one that opened it set its
         # priority already (anger included).
@@ -80,7 +80,7 @@ def escalate(message: analyses.Waiting, reading: dict[str, Any], mood: Sentiment
                 or ticket.priority == "P1":
             return None
         if urgent:  # told after the ticket opened: the top priority at once, and the category that says so
-            priority, category = "P1", category if category in rules.urgent_categories else ticket.category
+            category = category if category in rules.urgent_categories else ticket.category
         elif analyses.raised_before(ticket, uow):
             return None
         else:
@@ -95,7 +95,6 @@ def escalate(message: analyses.Waiting, reading: dict[str, Any], mood: Sentiment
     if "flow" in services.conversation_state(message.conversation_id, uow):
         return None  # the bot is taking the complaint down, or binding a card: its ticket comes from there
     customer_id = uow.conversations.get(message.conversation_id).customer_id
-    priority = policy.priority(message.text, category, mood, None, rules)
     first_due, resolution_due = policy.due_times(priority, utcnow(), rules)
     ticket = services.open_ticket(customer_id, message.conversation_id, uow, source="analysis", category=category,
                                   priority=priority, first_response_due=first_due, resolution_due=resolution_due,
